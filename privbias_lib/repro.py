@@ -1,0 +1,73 @@
+"""Reproducibility: one call seeds every random source; the environment is recorded."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import random
+import sys
+
+import numpy as np
+import torch
+
+RECORDED_PACKAGES = (
+    "privbias",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "peft",
+    "opacus",
+    "dp-accounting",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "datasets",
+    "gguf",
+    "papermill",
+    "seaborn",
+    "matplotlib",
+)
+
+
+def set_seed(seed: int, *, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a seeded torch generator
+    for data loaders and noise. ``deterministic`` also asks torch for deterministic
+    kernels where it has them (warn-only, so unsupported ops still run)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return torch.Generator().manual_seed(seed)
+
+
+def package_versions(packages: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package (None when absent)."""
+    out: dict[str, str | None] = {}
+    for p in packages:
+        try:
+            out[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def environment() -> dict[str, object]:
+    """Python, platform, device and package versions, for a run's manifest."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "packages": package_versions(),
+    }
