@@ -77,6 +77,61 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+HONESTY_NOTE = (
+    "Estimates are not guarantees: Edgeworth, GDP and the PRV point estimate can fall\n"
+    "below the true epsilon. Quote an upper bound (pld, prv or rdp) as the privacy guarantee."
+)
+
+
+def _cmd_accountant(args: argparse.Namespace) -> int:
+    from .accounting import compare, epsilon, is_upper_bound, noise_multiplier
+
+    methods = args.methods
+    setting = f"q={args.q:g}, steps={args.steps}, delta={args.delta:g}"
+    if args.target_epsilon is None:
+        table = compare(args.q, args.sigma, args.steps, args.delta, methods=methods)
+        rows = [
+            {
+                "method": r.method,
+                "epsilon": "failed" if r.error else f"{r.epsilon:.4f}",
+                "kind": r.kind,
+                "seconds": f"{r.seconds:.3f}",
+                "note": r.error[:70],
+            }
+            for r in table.itertuples()
+        ]
+        print(f"epsilon at sigma={args.sigma:g}, {setting}\n")
+        print(_table(rows, ["method", "epsilon", "kind", "seconds", "note"]))
+    else:
+        rows = []
+        for m in methods:
+            try:
+                sigma = noise_multiplier(args.target_epsilon, args.q, args.steps, args.delta, m)
+                pld = epsilon(args.q, sigma, args.steps, args.delta, "pld")
+                rows.append(
+                    {
+                        "method": m,
+                        "sigma": f"{sigma:.5f}",
+                        "kind": "upper bound" if is_upper_bound(m) else "estimate",
+                        "pld epsilon at sigma": f"{pld:.4f}",
+                    }
+                )
+            except (ArithmeticError, ValueError) as e:
+                rows.append(
+                    {
+                        "method": m,
+                        "sigma": "failed",
+                        "kind": "",
+                        "pld epsilon at sigma": str(e)[:60],
+                    }
+                )
+        print(f"smallest sigma with epsilon <= {args.target_epsilon:g}, {setting}\n")
+        print(_table(rows, ["method", "sigma", "kind", "pld epsilon at sigma"]))
+        print("\n'pld epsilon at sigma' audits each sigma with PLD, a rigorous upper bound.")
+    print("\n" + HONESTY_NOTE)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="privbias", description="Privacy and fairness when adapting language models."
@@ -98,6 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_models)
 
+    p = sub.add_parser(
+        "accountant",
+        help="epsilon of DP-SGD by every accountant, or the sigma each needs for a target",
+        description="Poisson-subsampled Gaussian mechanism (DP-SGD): compare accountants.",
+    )
+    p.add_argument("--q", type=float, required=True, help="sampling rate (batch size / N)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--sigma", type=float, help="noise multiplier")
+    group.add_argument("--target-epsilon", type=float, help="print the sigma each method needs")
+    p.add_argument("--steps", type=int, required=True, help="number of DP-SGD steps")
+    p.add_argument("--delta", type=float, required=True)
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="METHOD",
+        default=["edgeworth", "edgeworth2", "rdp", "prv", "prv-estimate", "gdp", "pld"],
+    )
+    p.set_defaults(func=_cmd_accountant)
+
     p = sub.add_parser("reproduce", help="run every existing study notebook with a profile")
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     p.add_argument("--output", default="build/runs", help="output root (default: build/runs)")
@@ -106,8 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # invalid parameters: one clear line, not a traceback
+        parser.exit(2, f"privbias {args.command}: error: {e}\n")
 
 
 if __name__ == "__main__":
