@@ -328,12 +328,13 @@ def load_model(
     return model, tokenizer
 
 
-def model_fingerprint(name: str) -> dict[str, str]:
-    """What identifies a model's weights, for manifests: built-in name and source hash, or id."""
+def model_fingerprint(name: str) -> dict[str, str | None]:
+    """What identifies a model's weights, for manifests: built-in name and source hash
+    (None for hub ids and local folders, which transformers resolves itself)."""
     if name in BUILTIN_MODELS:
         source = BUILTIN_MODELS[name].locate()
         if isinstance(source, GGUFSource):
             return {"model": name, "source": source.path.name, "sha256": source.sha256}
         weights = source / "model.safetensors"
         return {"model": name, "source": str(source.name), "sha256": sha256_file(weights)}
-    return {"model": name, "source": "huggingface-hub-or-local", "sha256": ""}
+    return {"model": name, "source": "huggingface-hub-or-local", "sha256": None}

@@ -180,3 +180,18 @@ def test_tampered_cache_is_rebuilt_not_loaded(tmp_path, monkeypatch, smollm2):
     ids = tok(PROMPT, return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(model(**ids).logits, direct(**ids).logits)
+
+
+def test_model_fingerprint_identifies_the_weights():
+    from privbias_lib._io import sha256_file
+
+    smol = models.model_fingerprint("smollm2-135m-instruct")
+    src = BUILTIN_MODELS["smollm2-135m-instruct"].locate()
+    assert smol == {
+        "model": "smollm2-135m-instruct",
+        "source": src.path.name,
+        "sha256": sha256_file(src.path),
+    }
+    mini = models.model_fingerprint("minilm-l6")
+    assert len(mini["sha256"]) == 64
+    assert models.model_fingerprint("org/some-model")["sha256"] is None
