@@ -132,3 +132,20 @@ def test_library_failures_become_accounting_errors():
     ).set_index("method")
     assert math.isnan(table.loc["gdp", "epsilon"]) and "gdp could not" in table.loc["gdp", "error"]
     assert table.loc["rdp", "epsilon"] >= 0
+
+
+def test_pld_grid_widens_only_when_needed_and_stays_an_upper_bound():
+    import dp_accounting
+
+    from privbias_lib.accounting.methods import PLD_INTERVAL, pld_interval
+
+    assert pld_interval(2000 / 392702, 0.557, 3920) == PLD_INTERVAL
+    q, sigma, steps, delta = 0.1, 0.5, 10_000, 1e-6
+    assert pld_interval(q, sigma, steps) > PLD_INTERVAL
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps
+    )
+    fine = dp_accounting.pld.PLDAccountant(value_discretization_interval=PLD_INTERVAL)
+    fine.compose(event)
+    coarse = epsilon(q, sigma, steps, delta, "pld")
+    assert fine.get_epsilon(delta) <= coarse <= fine.get_epsilon(delta) * 1.01
