@@ -84,9 +84,9 @@ HONESTY_NOTE = (
 
 
 def _cmd_accountant(args: argparse.Namespace) -> int:
-    from .accounting import compare, epsilon, is_upper_bound, noise_multiplier
+    from .accounting import DEFAULT_METHODS, compare, epsilon, is_upper_bound, noise_multiplier
 
-    methods = args.methods
+    methods = args.methods or DEFAULT_METHODS
     setting = f"q={args.q:g}, steps={args.steps}, delta={args.delta:g}"
     if args.target_epsilon is None:
         table = compare(args.q, args.sigma, args.steps, args.delta, methods=methods)
@@ -164,12 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--target-epsilon", type=float, help="print the sigma each method needs")
     p.add_argument("--steps", type=int, required=True, help="number of DP-SGD steps")
     p.add_argument("--delta", type=float, required=True)
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        metavar="METHOD",
-        default=["edgeworth", "edgeworth2", "rdp", "prv", "prv-estimate", "gdp", "pld"],
-    )
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help="default: every method")
     p.set_defaults(func=_cmd_accountant)
 
     p = sub.add_parser("reproduce", help="run every existing study notebook with a profile")

@@ -220,6 +220,7 @@ def verify_cache(folder: Path, expected_source_sha256: str) -> str | None:
 
 def _convert_gguf(src: GGUFSource, target: Path) -> None:
     """De-quantise a GGUF file into a transformers safetensors checkpoint at ``target``."""
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.warning("converting %s to a safetensors cache at %s (once)", src.path.name, target)
@@ -246,7 +247,7 @@ def _convert_gguf(src: GGUFSource, target: Path) -> None:
                 "source": str(src.path),
                 "source_sha256": src.sha256,
                 "files": files,
-                "transformers": _version("transformers"),
+                "transformers": transformers.__version__,
                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "note": "de-quantised from GGUF: 4-bit-derived weights, not the original",
             },
@@ -267,12 +268,6 @@ def cached_checkpoint(src: GGUFSource) -> Path:
     if problem is not None:  # pragma: no cover - would mean the disk lies to us
         raise OSError(f"freshly built model cache {folder} failed verification: {problem}")
     return folder
-
-
-def _version(dist: str) -> str:
-    import importlib.metadata
-
-    return importlib.metadata.version(dist)
 
 
 # --- public loader -------------------------------------------------------------------------

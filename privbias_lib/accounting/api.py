@@ -135,10 +135,11 @@ def compare(
 ) -> pd.DataFrame:
     """One row per accountant: epsilon, whether it is an upper bound or an estimate,
     the seconds it took, and the error if it failed (epsilon is then NaN)."""
-    validate(q, sigma, steps, delta)
+    methods = list(methods)
+    for m in methods:  # every name checked before any slow accountant runs
+        validate(q, sigma, steps, delta, m)
     rows = []
     for m in methods:
-        validate(q, sigma, steps, delta, m)
         start = time.perf_counter()
         try:
             eps, error = epsilon(q, sigma, steps, delta, m), ""

@@ -7,6 +7,7 @@ near-exact reference and an upper bound); Edgeworth is :mod:`.edgeworth`.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -45,9 +46,11 @@ PLD_INTERVAL = 1e-4  # dp-accounting's default value discretisation interval
 PLD_TARGET_POINTS = 5_000_000
 
 
+@functools.lru_cache(maxsize=1)
 def _prv_dprv(q: float, sigma: float, steps: int, delta: float):
     """Opacus's discretised PRV, exactly as ``PRVAccountant.get_epsilon`` builds it,
-    after checking that its grid fits in memory."""
+    after checking that its grid fits in memory. The last one is kept, so "prv" and
+    "prv-estimate" at the same setting (as in ``compare``) build it once."""
     from opacus.accountants import PRVAccountant
     from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
 
