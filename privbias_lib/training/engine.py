@@ -13,6 +13,7 @@ import math
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -232,6 +233,9 @@ def fit(
     physical = config.physical
     train_mode()
     bar = _progress(planned, desc, config.progress)
+    warnings.filterwarnings(  # Opacus's hooks on a top stack whose inputs need no grad
+        "ignore", message="Full backward hook is firing", category=UserWarning
+    )
     try:
         step = 0
         for epoch in range(1, epochs + 1):

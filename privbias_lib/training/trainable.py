@@ -18,9 +18,9 @@ def layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
     ``encoder.layer``, Llama/Gemma's ``layers``, GPT-2's ``h``)."""
     best: tuple[str, nn.ModuleList] | None = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and re.search(r"(^|\.)(layer|layers|h)$", name):
-            if best is None or len(module) > len(best[1]):
-                best = (name, module)
+        is_stack = isinstance(module, nn.ModuleList) and re.search(r"(^|\.)(layer|layers|h)$", name)
+        if is_stack and (best is None or len(module) > len(best[1])):
+            best = (name, module)
     if best is None:
         raise ValueError(
             f"{type(model).__name__} has no recognisable list of transformer layers "
