@@ -65,13 +65,11 @@ def _texts_and_spans(data, name: str, text_column: str, spans_column: str | None
 
 def _encode(tokenizer, texts, spans, max_length: int, name: str) -> Encoded:
     enc = encode_causal(tokenizer, texts, max_length, spans)
-    short = [i for i, ids in enumerate(enc.input_ids) if len(ids) < 2]
-    if short:
-        raise ValueError(f"{name} has texts of fewer than 2 tokens (rows {short[:5]})")
-    if enc.loss_mask is not None:
-        empty = [i for i, m in enumerate(enc.loss_mask) if sum(m[1:]) == 0]
-        if len(empty) == len(enc):
-            raise ValueError(f"{name}: no loss span covers any token")
+    # a one-token text has no next-token target: it contributes zero loss and gradient
+    if all(len(ids) < 2 for ids in enc.input_ids):
+        raise ValueError(f"{name}: every text is a single token, nothing to predict")
+    if enc.loss_mask is not None and not any(sum(m[1:]) for m in enc.loss_mask):
+        raise ValueError(f"{name}: no loss span covers any predicted token")
     return enc
 
 

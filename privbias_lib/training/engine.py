@@ -280,6 +280,8 @@ def fit(
     finally:
         bar.close()
         module = unwrap(module)
+    for p in params:
+        p.grad = None
     if best_state is not None:
         with torch.no_grad():
             for p in params:
@@ -307,14 +309,15 @@ def _nanmean(xs: list[float]) -> float:
 
 
 def _step(module, optimizer, per_example_loss: LossFn, idx, physical: int, dp: bool) -> float:
-    """One logical step: forward/backward per physical chunk, then one update."""
+    """One logical step: forward/backward per physical chunk, then one update. Gradients
+    are cleared first and left in place after the update (for inspection)."""
+    optimizer.zero_grad(set_to_none=True)
     if not idx:
         # an empty Poisson batch: DP-SGD still takes a (pure-noise) step
         for p in optimizer.params:
             p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
         optimizer.signal_skip_step(do_skip=False)
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
         return math.nan
     chunks = [idx[i : i + physical] for i in range(0, len(idx), physical)]
     total = 0.0
@@ -322,13 +325,15 @@ def _step(module, optimizer, per_example_loss: LossFn, idx, physical: int, dp: b
         losses = per_example_loss(module, chunk)
         total += float(losses.detach().sum())
         if dp:
+            # Opacus rescales by the chunk size: grad_sample holds per-example gradients
             losses.mean().backward()
-            optimizer.signal_skip_step(do_skip=j < len(chunks) - 1)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            last = j == len(chunks) - 1
+            optimizer.signal_skip_step(do_skip=not last)
+            optimizer.step()  # clips and accumulates; adds noise and updates on the last
+            if not last:
+                optimizer.zero_grad(set_to_none=True)
         else:
             (losses.sum() / len(idx)).backward()
     if not dp:
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
     return total / len(idx)
