@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -60,6 +61,20 @@ def noise_multiplier(
     *,
     rtol: float = 1e-4,
 ) -> float:
+    """The smallest sigma whose epsilon is at most ``target_epsilon``, to relative ``rtol``
+    (memoised: runs at several seeds share one calibration). See :func:`_calibrate`."""
+    validate(q, 1.0, steps, delta, method)
+    if not isinstance(target_epsilon, int | float) or not 0 < target_epsilon < math.inf:
+        raise ValueError(
+            f"target_epsilon={target_epsilon!r} is invalid: allowed a finite value > 0"
+        )
+    return _calibrate(float(target_epsilon), float(q), int(steps), float(delta), method, rtol)
+
+
+@functools.lru_cache(maxsize=256)
+def _calibrate(
+    target_epsilon: float, q: float, steps: int, delta: float, method: str, rtol: float
+) -> float:
     """The smallest sigma whose epsilon is at most ``target_epsilon``, to relative ``rtol``.
 
     A bracket [lo, hi] with eps(lo) > target >= eps(hi) is found by doubling and then
@@ -68,11 +83,6 @@ def noise_multiplier(
     where an accountant fails (e.g. the Edgeworth expansion has no root) counts as
     "not private enough". Raises ValueError if even sigma = 1000 misses the target.
     """
-    validate(q, 1.0, steps, delta, method)
-    if not isinstance(target_epsilon, int | float) or not 0 < target_epsilon < math.inf:
-        raise ValueError(
-            f"target_epsilon={target_epsilon!r} is invalid: allowed a finite value > 0"
-        )
 
     def gap(log_sigma: float) -> float:
         try:
