@@ -63,7 +63,7 @@ def tiny_llama(smollm2_tokenizer):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    def make(seed: int = 0):
+    def make(seed: int = 0, tied: bool = True):
         torch.manual_seed(seed)
         config = LlamaConfig(
             vocab_size=len(smollm2_tokenizer),
@@ -73,7 +73,7 @@ def tiny_llama(smollm2_tokenizer):
             num_key_value_heads=2,
             intermediate_size=64,
             max_position_embeddings=128,
-            tie_word_embeddings=True,
+            tie_word_embeddings=tied,
             pad_token_id=smollm2_tokenizer.pad_token_id,
         )
         return LlamaForCausalLM(config).eval()

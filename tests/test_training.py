@@ -374,3 +374,57 @@ def test_full_training_changes_every_weight_group(tiny_bert, minilm_tokenizer):
         r.model.bert.encoder.layer[0].attention.self.query.weight,
         ref.bert.encoder.layer[0].attention.self.query.weight,
     )
+
+
+def test_physical_chunks_give_the_same_training(tiny_bert, minilm_tokenizer):
+    runs = []
+    for physical in (None, 3):
+        cfg = TrainConfig(
+            batch_size=8,
+            physical_batch_size=physical,
+            max_steps=4,
+            learning_rate=1e-2,
+            progress=False,
+        )
+        runs.append(train_classifier(tiny_bert(), minilm_tokenizer, synthetic(32), cfg))
+    np.testing.assert_allclose(runs[0].history.step_loss, runs[1].history.step_loss, rtol=1e-5)
+
+
+def test_dp_freezes_gemma_scaled_embedding_and_still_trains(smollm2_tokenizer):
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(smollm2_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=128,
+        sliding_window=16,
+        pad_token_id=smollm2_tokenizer.pad_token_id,
+    )
+    model = Gemma3ForCausalLM(config)
+    emb = model.get_input_embeddings().weight.detach().clone()
+    cfg = TrainConfig(
+        batch_size=2,
+        max_steps=2,
+        max_length=16,
+        progress=False,
+        privacy=PrivacyConfig(noise_multiplier=1.0, delta=1e-3),
+    )
+    texts = ["the cat sat on the mat", "a dog ran in the park", "rain again today", "ok then"]
+    r = train_causal_lm(model, smollm2_tokenizer, texts, cfg)
+    assert r.history.frozen_for_dp == ["model.embed_tokens"]
+    assert torch.equal(r.model.get_input_embeddings().weight, emb)
+    assert r.privacy.steps == 2
+
+
+def test_progress_bar_does_not_flood_logs(tiny_bert, minilm_tokenizer, capfd):
+    cfg = TrainConfig(batch_size=2, max_steps=40, progress=True)
+    train_classifier(tiny_bert(), minilm_tokenizer, synthetic(16), cfg)
+    err = capfd.readouterr().err
+    assert "classifier" in err  # the bar was shown
+    assert len(err.replace("\r", "\n").strip().splitlines()) <= 3

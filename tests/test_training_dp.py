@@ -7,7 +7,6 @@ import copy
 import pandas as pd
 import pytest
 import torch
-from opacus.optimizers import DPOptimizer
 from torch import nn
 
 from privbias_lib.training import (
@@ -19,7 +18,7 @@ from privbias_lib.training import (
 )
 from privbias_lib.training.batches import encode_causal, encode_classification
 from privbias_lib.training.causal_lm import per_example_nll
-from privbias_lib.training.engine import _step, _wrap_for_dp, unwrap
+from privbias_lib.training.engine import _step, make_private, unwrap
 
 TEXTS = [
     "the nurse said she would be late",
@@ -62,18 +61,19 @@ def _flat_grads(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
 
 
-def _dp_summed_grads(model, loss, idx, *, physical, mode, max_grad_norm=1e6):
-    """Sum of (clipped) per-sample gradients through the engine's DP step, sigma = 0."""
-    module = _wrap_for_dp(model, mode)
+def _dp_summed_grads(model, loss, idx, *, physical, mode, max_grad_norm=1e6, sigma=0.0):
+    """Sum of (clipped, noised) per-sample gradients through the engine's DP step."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = DPOptimizer(
+    module, opt = make_private(
+        model,
         torch.optim.SGD(params, lr=0.0),
-        noise_multiplier=0.0,
+        noise_multiplier=sigma,
         max_grad_norm=max_grad_norm,
         expected_batch_size=len(idx),
-        loss_reduction="mean",
+        mode=mode,
+        generator=torch.Generator().manual_seed(0),
     )
-    _step(module, opt, loss, idx, physical, dp=True)
+    _step(module, opt, loss, idx, physical, mode)
     grads = _flat_grads(model) * len(idx)
     unwrap(module)
     return grads
@@ -89,7 +89,7 @@ def _plain_summed_grads(model, loss, idx):
     return _flat_grads(model)
 
 
-@pytest.mark.parametrize("mode", ["hooks", "functorch"])
+@pytest.mark.parametrize("mode", ["hooks", "functorch", "ghost"])
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_summed_per_sample_gradients_equal_autograd(arch, mode, request):
     """sigma = 0 and a clipping norm no gradient reaches: DP-SGD's gradient is autograd's,
@@ -97,8 +97,8 @@ def test_summed_per_sample_gradients_equal_autograd(arch, mode, request):
     if arch == "bert":
         model = _no_dropout(request.getfixturevalue("tiny_bert")())
         loss = _classifier_task(request.getfixturevalue("minilm_tokenizer"))
-    else:
-        model = _no_dropout(request.getfixturevalue("tiny_llama")())
+    else:  # Opacus's ghost clipping does not support tied weights (tested below)
+        model = _no_dropout(request.getfixturevalue("tiny_llama")(tied=mode != "ghost"))
         loss = _lm_task(request.getfixturevalue("smollm2_tokenizer"))
     idx = list(range(len(TEXTS)))
     plain = _plain_summed_grads(copy.deepcopy(model), loss, idx)
@@ -107,7 +107,8 @@ def test_summed_per_sample_gradients_equal_autograd(arch, mode, request):
 
 
 @pytest.mark.slow
-def test_summed_per_sample_gradients_equal_autograd_on_real_minilm(minilm_tokenizer):
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_summed_per_sample_gradients_equal_autograd_on_real_minilm(mode):
     from privbias_lib.models import load_model
 
     model, tok = load_model("minilm-l6", "classification", num_labels=2, device="cpu")
@@ -115,11 +116,12 @@ def test_summed_per_sample_gradients_equal_autograd_on_real_minilm(minilm_tokeni
     loss = _classifier_task(tok)
     idx = list(range(len(TEXTS)))
     plain = _plain_summed_grads(copy.deepcopy(model), loss, idx)
-    dp = _dp_summed_grads(model, loss, idx, physical=4, mode="hooks")
+    dp = _dp_summed_grads(model, loss, idx, physical=4, mode=mode)
     assert _relative_error(dp, plain) <= 1e-4
 
 
-def test_clipping_bounds_each_example_and_matches_hand_clipping(tiny_bert, minilm_tokenizer):
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_clipping_bounds_each_example_and_matches_hand_clipping(mode, tiny_bert, minilm_tokenizer):
     model = _no_dropout(tiny_bert())
     loss = _classifier_task(minilm_tokenizer)
     per_example = []
@@ -131,36 +133,30 @@ def test_clipping_bounds_each_example_and_matches_hand_clipping(tiny_bert, minil
 
     expected = sum(g * min(1.0, c / (float(g.norm()) + 1e-6)) for g in per_example)
     got = _dp_summed_grads(
-        copy.deepcopy(model), loss, list(range(8)), physical=8, mode="hooks", max_grad_norm=c
+        copy.deepcopy(model), loss, list(range(8)), physical=8, mode=mode, max_grad_norm=c
     )
     assert _relative_error(got, expected) <= 1e-4
     for i in range(len(TEXTS)):  # each example alone: its clipped gradient has norm <= C
         alone = _dp_summed_grads(
-            copy.deepcopy(model), loss, [i], physical=1, mode="hooks", max_grad_norm=c
+            copy.deepcopy(model), loss, [i], physical=1, mode=mode, max_grad_norm=c
         )
         assert float(alone.norm()) <= c * (1 + 1e-5)
         assert float(alone.norm()) == pytest.approx(min(c, float(norms[i])), rel=1e-4)
 
 
-def test_noise_has_the_configured_scale(tiny_bert, minilm_tokenizer):
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_noise_has_the_configured_scale(mode, tiny_bert, minilm_tokenizer):
     """With C tiny, the update is almost pure noise of std sigma*C/B per coordinate."""
     model = _no_dropout(tiny_bert())
     loss = _classifier_task(minilm_tokenizer)
     sigma, c, b = 2.0, 1e-6, 8
-    module = _wrap_for_dp(model, "hooks")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = DPOptimizer(
-        torch.optim.SGD(params, lr=0.0),
-        noise_multiplier=sigma,
-        max_grad_norm=c,
-        expected_batch_size=b,
-        loss_reduction="mean",
-        generator=torch.Generator().manual_seed(0),
+    g = (
+        _dp_summed_grads(
+            model, loss, list(range(b)), physical=b, mode=mode, max_grad_norm=c, sigma=sigma
+        )
+        / b
     )
-    _step(module, opt, loss, list(range(b)), b, dp=True)
-    g = _flat_grads(model)
     assert float(g.std()) == pytest.approx(sigma * c / b, rel=0.02)
-    unwrap(module)
 
 
 def _frame():
@@ -220,3 +216,14 @@ def test_dp_lora_trains_a_causal_lm_and_full_dp_works_with_tied_embeddings(
         assert torch.equal(emb, reference.get_input_embeddings().weight) == bool(trainable)
         q = dict(trained.named_parameters())["model.layers.0.self_attn.q_proj.weight"]
         assert not torch.equal(q, reference.model.layers[0].self_attn.q_proj.weight)
+
+
+def test_ghost_clipping_refuses_tied_weights_clearly(tiny_llama, smollm2_tokenizer):
+    cfg = TrainConfig(
+        batch_size=4,
+        max_steps=1,
+        progress=False,
+        privacy=PrivacyConfig(noise_multiplier=1.0, delta=1e-3, grad_sample_mode="ghost"),
+    )
+    with pytest.raises(ValueError, match=r"ghost.*tied"):
+        train_causal_lm(tiny_llama(), smollm2_tokenizer, TEXTS, cfg)

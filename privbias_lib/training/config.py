@@ -14,7 +14,7 @@ from ..accounting import METHODS, is_upper_bound
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("constant", "linear", "plateau")
-GRAD_SAMPLE_MODES = ("hooks", "functorch")
+GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
 METRICS_MAX = ("accuracy", "f1", "auc")
 METRICS_MIN = ("loss",)
 
@@ -139,7 +139,8 @@ class TrainConfig:
     batches; ``privacy`` None trains non-privately.
 
     ``batch_size`` is the logical batch (the expected one under Poisson sampling);
-    ``physical_batch_size`` bounds memory (gradients are accumulated). Training runs
+    ``physical_batch_size`` bounds memory (gradients are accumulated over chunks of at
+    most that many examples; None runs each logical batch at once). Training runs
     ``epochs`` passes, or exactly ``max_steps`` optimiser steps when that is given.
     ``early_stopping_patience`` stops after that many epochs without improvement of
     ``validation_metric`` (None: "auc" for classifiers, "loss" for language models; needs
@@ -198,8 +199,9 @@ class TrainConfig:
             raise _bad("TrainConfig.privacy", self.privacy, "a PrivacyConfig or None")
 
     @property
-    def physical(self) -> int:
-        return min(self.physical_batch_size or self.batch_size, self.batch_size)
+    def physical(self) -> int | float:
+        """Largest chunk run at once (a Poisson batch may exceed ``batch_size``)."""
+        return self.physical_batch_size or math.inf
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for manifests (the trainable part tagged with its kind)."""

@@ -1,7 +1,7 @@
 """One training loop for every task: non-private or DP-SGD (Opacus), with gradient
 accumulation over physical batches, schedules, early stopping and a history.
 
-DP-SGD uses Opacus's ``GradSampleModule`` and ``DPOptimizer`` directly, with the
+DP-SGD uses Opacus's grad-sample modules and DP optimizers directly, with the
 project's own batch sampler (Poisson by default), so that the sampling, the number of
 steps and the noise are exactly what the privacy record states.
 """
@@ -127,23 +127,80 @@ def _progress(total: int, desc: str, enabled: bool):
     )
 
 
-def _wrap_for_dp(module: nn.Module, mode: str) -> nn.Module:
-    from opacus import GradSampleModule
+def make_private(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    expected_batch_size: int,
+    mode: str = "hooks",
+    generator: torch.Generator | None = None,
+):
+    """Wrap ``module`` for per-sample gradients and ``optimizer`` for clipping and noise.
 
-    return GradSampleModule(
+    ``mode`` "hooks" and "functorch" materialise per-sample gradients; "ghost" (ghost
+    clipping) computes only their norms and takes a second, reweighted backward pass.
+    Losses are per-example means (``loss_reduction="mean"``); the noisy sum is divided
+    by ``expected_batch_size``.
+    """
+    from opacus import GradSampleModule
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+    from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+
+    kwargs = {
+        "noise_multiplier": noise_multiplier,
+        "max_grad_norm": max_grad_norm,
+        "expected_batch_size": expected_batch_size,
+        "loss_reduction": "mean",
+        "generator": generator,
+    }
+    if mode == "ghost":
+        tied = _tied_trainable(module)
+        if tied:
+            raise ValueError(
+                f"grad_sample_mode='ghost' cannot clip tied trainable weights {tied} (Opacus "
+                "does not support it): use 'hooks', or freeze or untie them"
+            )
+        wrapped = GradSampleModuleFastGradientClipping(
+            module,
+            batch_first=True,
+            loss_reduction="mean",
+            max_grad_norm=max_grad_norm,
+            use_ghost_clipping=True,
+        )
+        return wrapped, DPOptimizerFastGradientClipping(optimizer, **kwargs)
+    wrapped = GradSampleModule(
         module, batch_first=True, loss_reduction="mean", force_functorch=mode == "functorch"
     )
+    return wrapped, DPOptimizer(optimizer, **kwargs)
+
+
+def _tied_trainable(module: nn.Module) -> list[str]:
+    """Names of trainable parameters reachable from more than one module."""
+    owners: dict[int, list[str]] = {}
+    for mname, m in module.named_modules(remove_duplicate=False):
+        for pname, p in m.named_parameters(recurse=False):
+            if p.requires_grad:
+                owners.setdefault(id(p), []).append(f"{mname}.{pname}" if mname else pname)
+    return sorted({names[0] for names in owners.values() if len(set(names)) > 1})
 
 
 def unwrap(module: nn.Module) -> nn.Module:
     """Remove Opacus's hooks and per-sample buffers; return the plain module."""
-    from opacus import GradSampleModule
+    from opacus.grad_sample.gsm_base import AbstractGradSampleModule
 
-    if isinstance(module, GradSampleModule):
+    if isinstance(module, AbstractGradSampleModule):
         module.remove_hooks()
         inner = module._module
         for p in inner.parameters():
-            for attr in ("grad_sample", "summed_grad", "_current_grad_sample", "_forward_counter"):
+            for attr in (
+                "grad_sample",
+                "summed_grad",
+                "_current_grad_sample",
+                "_forward_counter",
+                "_norm_sample",
+            ):
                 if hasattr(p, attr):
                     delattr(p, attr)
         return inner
@@ -191,20 +248,17 @@ def fit(
     dp = config.privacy
     record_args = None
     if dp is not None:
-        from opacus.optimizers import DPOptimizer
-
         q = b / n
         delta = resolve_delta(dp, n)
         sigma = calibrate(dp, q, planned, delta)
-        module = _wrap_for_dp(module, dp.grad_sample_mode)
-        noise = torch.Generator(device=device).manual_seed(config.seed + 1)
-        optimizer = DPOptimizer(
+        module, optimizer = make_private(
+            module,
             base_optimizer,
             noise_multiplier=sigma,
             max_grad_norm=dp.max_grad_norm,
             expected_batch_size=b,
-            loss_reduction="mean",
-            generator=noise,
+            mode=dp.grad_sample_mode,
+            generator=torch.Generator(device=device).manual_seed(config.seed + 1),
         )
         record_args = {"q": q, "sigma": sigma, "delta": delta}
         batches = (
@@ -231,6 +285,7 @@ def fit(
     )
     best_value, best_state, bad_epochs = None, None, 0
     physical = config.physical
+    dp_mode = dp.grad_sample_mode if dp is not None else None
     train_mode()
     bar = _progress(planned, desc, config.progress)
     warnings.filterwarnings(  # Opacus's hooks on a top stack whose inputs need no grad
@@ -243,7 +298,7 @@ def fit(
             for _ in range(min(per_epoch, planned - step)):
                 idx = next(batches)
                 ts = time.perf_counter()
-                loss = _step(module, optimizer, per_example_loss, idx, physical, dp is not None)
+                loss = _step(module, optimizer, per_example_loss, idx, physical, dp_mode)
                 if schedule is not None:
                     schedule.step()
                 step += 1
@@ -308,32 +363,45 @@ def _nanmean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def _step(module, optimizer, per_example_loss: LossFn, idx, physical: int, dp: bool) -> float:
-    """One logical step: forward/backward per physical chunk, then one update. Gradients
-    are cleared first and left in place after the update (for inspection)."""
+def _step(
+    module, optimizer, per_example_loss: LossFn, idx, physical: float, dp_mode: str | None
+) -> float:
+    """One logical step: forward/backward per physical chunk, then one update
+    (``dp_mode`` None: non-private). Gradients are cleared first and left in place
+    after the update (for inspection)."""
     optimizer.zero_grad(set_to_none=True)
     if not idx:
         # an empty Poisson batch: DP-SGD still takes a (pure-noise) step
         for p in optimizer.params:
-            p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+            if dp_mode == "ghost":
+                p.grad = torch.zeros_like(p)
+            else:
+                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
         optimizer.signal_skip_step(do_skip=False)
         optimizer.step()
         return math.nan
-    chunks = [idx[i : i + physical] for i in range(0, len(idx), physical)]
+    size = len(idx) if math.isinf(physical) else int(physical)
+    chunks = [idx[i : i + size] for i in range(0, len(idx), size)]
     total = 0.0
     for j, chunk in enumerate(chunks):
         losses = per_example_loss(module, chunk)
         total += float(losses.detach().sum())
-        if dp:
+        if dp_mode is None:
+            (losses.sum() / len(idx)).backward()
+            continue
+        if dp_mode == "ghost":
+            from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+
+            # norms from a first pass, then p.grad = sum of clipped per-example gradients
+            DPTensorFastGradientClipping(module, optimizer, losses, "mean").backward()
+        else:
             # Opacus rescales by the chunk size: grad_sample holds per-example gradients
             losses.mean().backward()
-            last = j == len(chunks) - 1
-            optimizer.signal_skip_step(do_skip=not last)
-            optimizer.step()  # clips and accumulates; adds noise and updates on the last
-            if not last:
-                optimizer.zero_grad(set_to_none=True)
-        else:
-            (losses.sum() / len(idx)).backward()
-    if not dp:
+        last = j == len(chunks) - 1
+        optimizer.signal_skip_step(do_skip=not last)
+        optimizer.step()  # clips and accumulates; adds noise and updates on the last
+        if not last:
+            optimizer.zero_grad(set_to_none=True)
+    if dp_mode is None:
         optimizer.step()
     return total / len(idx)

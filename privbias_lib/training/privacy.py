@@ -100,6 +100,12 @@ def make_record(
             "DP run used shuffled fixed-size batches; the epsilons reported assume Poisson "
             "sampling and are not a proven guarantee for this run"
         )
+    eps = _eps(q, sigma, steps, delta, cfg.accountant)
+    bound = (
+        eps
+        if cfg.bound_accountant == cfg.accountant
+        else _eps(q, sigma, steps, delta, cfg.bound_accountant)
+    )
     return PrivacyRecord(
         q=q,
         sigma=sigma,
@@ -112,8 +118,8 @@ def make_record(
         expected_batch_size=expected_batch_size,
         accountant=cfg.accountant,
         kind="upper bound" if is_upper_bound(cfg.accountant) else "estimate",
-        epsilon=_eps(q, sigma, steps, delta, cfg.accountant),
+        epsilon=eps,
         bound_accountant=cfg.bound_accountant,
-        epsilon_bound=_eps(q, sigma, steps, delta, cfg.bound_accountant),
+        epsilon_bound=bound,
         target_epsilon=cfg.target_epsilon,
     )
