@@ -5,7 +5,7 @@ Each configuration runs in its own process (so peak RSS is its own), on fixed ba
 8 examples x 64 tokens (shuffled sampling, so every batch has the same size). The step
 time is the median over the measured steps after warm-up. Ratios are within one run.
 
-    python benchmarks/training.py                 # MiniLM and SmolLM2, hooks mode
+    python benchmarks/training.py                 # MiniLM and SmolLM2, every DP mode
     python benchmarks/training.py --modes hooks functorch --models minilm-l6
     python benchmarks/training.py --cache-only    # the frozen-bottom cache
 """
@@ -86,6 +86,7 @@ def run_one(model_name: str, method: str, mode: str, warmup: int, steps: int) ->
         "model": model_name,
         "method": method,
         "mode": mode if privacy else "-",
+        "resolved": h.grad_sample_mode,
         "step_s": statistics.median(h.step_seconds[warmup:]),
         "peak_rss_mb": h.peak_memory_mb,
         "trainable": h.trainable_parameters,
@@ -132,7 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(TASKS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
-    ap.add_argument("--modes", nargs="+", default=["hooks"])
+    ap.add_argument("--modes", nargs="+", default=["auto", "hooks", "functorch", "ghost"])
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--cache-only", action="store_true")
@@ -167,13 +168,18 @@ def main() -> None:
                         ],
                         capture_output=True,
                         text=True,
-                        check=True,
                     )
+                    if out.returncode != 0:
+                        reason = (out.stderr.strip().splitlines() or ["?"])[-1]
+                        print(f"{model:24s} {method:8s} {mode:9s} not run: {reason[:160]}")
+                        continue
                     row = json.loads(out.stdout.strip().splitlines()[-1])
                     rows.append(row)
+                    label = row["mode"] + ("=" + row["resolved"] if row["mode"] == "auto" else "")
                     print(
-                        f"{model:24s} {method:8s} {row['mode']:9s} {row['step_s']:7.3f} s/step"
-                        f"  peak {row['peak_rss_mb']:7.0f} MB  trainable {row['trainable']:,}"
+                        f"{model:24s} {method:8s} {label:10s} {row['step_s']:7.3f} s/step"
+                        f"  peak {row['peak_rss_mb']:7.0f} MB  trainable {row['trainable']:,}",
+                        flush=True,
                     )
         print("\nDP / non-DP step-time ratios (median step times, same run)")
         by = {(r["model"], r["method"], r["mode"]): r["step_s"] for r in rows}
@@ -184,6 +190,18 @@ def main() -> None:
                     plain = by.get((model, base, "-"))
                     if dp and plain:
                         print(f"{model:24s} dp-{base}/{base} ({mode}): {dp / plain:.2f}x")
+        print("\nFastest exact mode per case (what grad_sample_mode='auto' should pick)")
+        for model in args.models:
+            for base in ("full", "lora"):
+                timed = {
+                    m: by[(model, f"dp-{base}", m)]
+                    for m in args.modes
+                    if (model, f"dp-{base}", m) in by
+                }
+                if timed and (model, base, "-") in by:
+                    best = min(timed, key=timed.get)
+                    ratio = timed[best] / by[(model, base, "-")]
+                    print(f"{model:24s} dp-{base}: {best} ({ratio:.2f}x {base})")
     rows = run_cache(epochs=2, n=args.cache_examples)
     t = {(r["private"], r["cache"]): r["seconds"] for r in rows}
     print(f"\nTop-1 MiniLM, {args.cache_examples} comments, 2 epochs, 3 trainings each:")

@@ -52,7 +52,7 @@ def synthetic(n: int, seed: int = 0) -> pd.DataFrame:
         ({"noise_multiplier": 1.0, "max_grad_norm": 0}, "max_grad_norm=0"),
         ({"noise_multiplier": 1.0, "accountant": "moments"}, "accountant='moments'"),
         ({"noise_multiplier": 1.0, "bound_accountant": "edgeworth"}, "bound_accountant"),
-        ({"noise_multiplier": 1.0, "grad_sample_mode": "ghost"}, "grad_sample_mode"),
+        ({"noise_multiplier": 1.0, "grad_sample_mode": "jax"}, "grad_sample_mode"),
     ],
 )
 def test_privacy_config_rejects_bad_values(kwargs, match):
@@ -71,6 +71,7 @@ def test_privacy_config_rejects_bad_values(kwargs, match):
         ({"trainable": "lora"}, "trainable='lora'"),
         ({"scheduler": "plateau", "warmup_steps": 3}, "warmup_steps=3"),
         ({"seed": -1}, "seed=-1"),
+        ({"device": "gpu0"}, "device='gpu0'"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, match):

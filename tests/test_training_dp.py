@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pandas as pd
 import pytest
@@ -227,3 +228,30 @@ def test_ghost_clipping_refuses_tied_weights_clearly(tiny_llama, smollm2_tokeniz
     )
     with pytest.raises(ValueError, match=r"ghost.*tied"):
         train_causal_lm(tiny_llama(), smollm2_tokenizer, TEXTS, cfg)
+
+
+def test_auto_mode_picks_ghost_only_where_it_is_exact_and_faster(
+    tiny_bert, tiny_llama, minilm_tokenizer
+):
+    from privbias_lib.training import choose_grad_sample_mode
+    from privbias_lib.training.trainable import apply_lora
+
+    assert choose_grad_sample_mode(tiny_bert()) == "ghost"
+    assert choose_grad_sample_mode(tiny_llama(tied=True)) == "hooks"  # ghost can't: tied
+    assert choose_grad_sample_mode(tiny_llama(tied=False)) == "ghost"
+    lora = apply_lora(tiny_bert(), LoRA(rank=2), task_type="SEQ_CLS")
+    assert choose_grad_sample_mode(lora) == "hooks"  # faster for adapters
+    df = pd.DataFrame({"text": TEXTS, "label": LABELS})
+    cfg = TrainConfig(
+        batch_size=4,
+        max_steps=2,
+        progress=False,
+        privacy=PrivacyConfig(noise_multiplier=1.0, delta=1e-3),
+    )
+    result = train_classifier(tiny_bert(), minilm_tokenizer, df, cfg)
+    assert result.history.grad_sample_mode == "ghost"
+    assert result.history.summary()["grad_sample_mode"] == "ghost"
+    plain = train_classifier(
+        tiny_bert(), minilm_tokenizer, df, dataclasses.replace(cfg, privacy=None)
+    )
+    assert plain.history.grad_sample_mode is None

@@ -9,7 +9,7 @@ upper bound.
 from .causal_lm import evaluate_nll, per_example_nll, train_causal_lm
 from .classifier import classification_metrics, predict_proba, train_classifier
 from .config import Full, LoRA, PrivacyConfig, TopLayers, TrainConfig
-from .engine import History, TrainResult
+from .engine import History, TrainResult, choose_grad_sample_mode, make_private, unwrap
 from .privacy import PrivacyRecord
 
 __all__ = [
@@ -21,10 +21,13 @@ __all__ = [
     "TopLayers",
     "TrainConfig",
     "TrainResult",
+    "choose_grad_sample_mode",
     "classification_metrics",
     "evaluate_nll",
+    "make_private",
     "per_example_nll",
     "predict_proba",
     "train_causal_lm",
     "train_classifier",
+    "unwrap",
 ]

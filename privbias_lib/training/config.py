@@ -10,11 +10,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from ..accounting import METHODS, is_upper_bound
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("constant", "linear", "plateau")
-GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
+GRAD_SAMPLE_MODES = ("auto", "hooks", "functorch", "ghost")
 METRICS_MAX = ("accuracy", "f1", "auc")
 METRICS_MIN = ("loss",)
 
@@ -93,7 +95,9 @@ Trainable = Full | TopLayers | LoRA
 class PrivacyConfig:
     """DP-SGD settings. Give ``target_epsilon`` (the noise is calibrated with
     ``accountant``) *or* ``noise_multiplier``. ``delta`` None means 1/N. Every private run
-    also reports epsilon from the rigorous ``bound_accountant``."""
+    also reports epsilon from the rigorous ``bound_accountant``. ``grad_sample_mode``
+    "auto" picks the fastest exact mode measured on CPU: ghost clipping for full and
+    top-layer training, hooks for LoRA or tied trainable weights."""
 
     target_epsilon: float | None = None
     noise_multiplier: float | None = None
@@ -102,7 +106,7 @@ class PrivacyConfig:
     accountant: str = "pld"
     bound_accountant: str = "pld"
     poisson_sampling: bool = True
-    grad_sample_mode: str = "hooks"
+    grad_sample_mode: str = "auto"
 
     def __post_init__(self):
         if (self.target_epsilon is None) == (self.noise_multiplier is None):
@@ -185,6 +189,13 @@ class TrainConfig:
             _int("TrainConfig.physical_batch_size", self.physical_batch_size, 1)
         _int("TrainConfig.max_length", self.max_length, 2)
         _int("TrainConfig.seed", self.seed, 0)
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as e:
+                raise _bad(
+                    "TrainConfig.device", self.device, "None, 'cpu', 'cuda', 'cuda:0', ..."
+                ) from e
         if self.validation_metric is not None and self.validation_metric not in (
             METRICS_MAX + METRICS_MIN
         ):

@@ -54,6 +54,7 @@ class History:
     stopped_early: bool = False
     best_epoch: int | None = None
     frozen_for_dp: list[str] = field(default_factory=list)
+    grad_sample_mode: str | None = None
 
     def steps_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -134,7 +135,7 @@ def make_private(
     noise_multiplier: float,
     max_grad_norm: float,
     expected_batch_size: int,
-    mode: str = "hooks",
+    mode: str = "auto",
     generator: torch.Generator | None = None,
 ):
     """Wrap ``module`` for per-sample gradients and ``optimizer`` for clipping and noise.
@@ -142,7 +143,7 @@ def make_private(
     ``mode`` "hooks" and "functorch" materialise per-sample gradients; "ghost" (ghost
     clipping) computes only their norms and takes a second, reweighted backward pass.
     Losses are per-example means (``loss_reduction="mean"``); the noisy sum is divided
-    by ``expected_batch_size``.
+    by ``expected_batch_size``. "auto" means :func:`choose_grad_sample_mode`.
     """
     from opacus import GradSampleModule
     from opacus.grad_sample import GradSampleModuleFastGradientClipping
@@ -155,6 +156,8 @@ def make_private(
         "loss_reduction": "mean",
         "generator": generator,
     }
+    if mode == "auto":
+        mode = choose_grad_sample_mode(module)
     if mode == "ghost":
         tied = _tied_trainable(module)
         if tied:
@@ -174,6 +177,16 @@ def make_private(
         module, batch_first=True, loss_reduction="mean", force_functorch=mode == "functorch"
     )
     return wrapped, DPOptimizer(optimizer, **kwargs)
+
+
+def choose_grad_sample_mode(module: nn.Module) -> str:
+    """The fastest exact mode for ``module`` (benchmarks/training.py, MiniLM on CPU):
+    ghost clipping (1.5-2x faster than hooks, less memory) unless the trainable weights
+    are LoRA adapters (hooks: 1.7x faster than ghost there) or tied (ghost can't)."""
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    if _tied_trainable(module) or any("lora_" in n for n in trainable):
+        return "hooks"
+    return "ghost"
 
 
 def _tied_trainable(module: nn.Module) -> list[str]:
@@ -247,17 +260,22 @@ def fit(
     base_optimizer = optimizer
     dp = config.privacy
     record_args = None
+    dp_mode = None
     if dp is not None:
         q = b / n
         delta = resolve_delta(dp, n)
         sigma = calibrate(dp, q, planned, delta)
+        dp_mode = dp.grad_sample_mode
+        if dp_mode == "auto":
+            dp_mode = choose_grad_sample_mode(module)
+        history.grad_sample_mode = dp_mode
         module, optimizer = make_private(
             module,
             base_optimizer,
             noise_multiplier=sigma,
             max_grad_norm=dp.max_grad_norm,
             expected_batch_size=b,
-            mode=dp.grad_sample_mode,
+            mode=dp_mode,
             generator=torch.Generator(device=device).manual_seed(config.seed + 1),
         )
         record_args = {"q": q, "sigma": sigma, "delta": delta}
@@ -285,7 +303,6 @@ def fit(
     )
     best_value, best_state, bad_epochs = None, None, 0
     physical = config.physical
-    dp_mode = dp.grad_sample_mode if dp is not None else None
     train_mode()
     bar = _progress(planned, desc, config.progress)
     warnings.filterwarnings(  # Opacus's hooks on a top stack whose inputs need no grad
