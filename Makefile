@@ -24,6 +24,7 @@ reproduce: setup
 	$(MAKE) --no-print-directory book
 
 book: setup
+	$(PY) -m privbias_lib.cli stage-book --profile $(PROFILE)
 	$(VENV)/bin/jupyter-book build book/ -W -n --keep-going
 	@echo "The book is at $(abspath book/_build/html/index.html)"
 

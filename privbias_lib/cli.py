@@ -77,6 +77,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stage_book(args: argparse.Namespace) -> int:
+    from .studies import stage_book
+
+    for line in stage_book(Path(args.runs), args.profile):
+        print(line)
+    return 0
+
+
 HONESTY_NOTE = (
     "Estimates are not guarantees: Edgeworth, GDP and the PRV point estimate can fall\n"
     "below the true epsilon. Quote an upper bound (pld, prv or rdp) as the privacy guarantee."
@@ -171,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     p.add_argument("--output", default="build/runs", help="output root (default: build/runs)")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("stage-book", help="copy the executed notebooks into book/studies")
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    p.add_argument("--runs", default="build/runs", help="output root of `reproduce`")
+    p.set_defaults(func=_cmd_stage_book)
     return parser
 
 

@@ -14,6 +14,7 @@ original checkpoints: results should say so.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import re
@@ -324,12 +325,24 @@ def load_model(
 
 
 def model_fingerprint(name: str) -> dict[str, str | None]:
-    """What identifies a model's weights, for manifests: built-in name and source hash
-    (None for hub ids and local folders, which transformers resolves itself)."""
+    """What identifies a model's weights, for manifests and run keys: the built-in name or
+    local folder with the hash of its weight files, or a hub id (hash None: transformers
+    resolves and verifies hub downloads itself)."""
     if name in BUILTIN_MODELS:
         source = BUILTIN_MODELS[name].locate()
         if isinstance(source, GGUFSource):
             return {"model": name, "source": source.path.name, "sha256": source.sha256}
         weights = source / "model.safetensors"
         return {"model": name, "source": str(source.name), "sha256": sha256_file(weights)}
-    return {"model": name, "source": "huggingface-hub-or-local", "sha256": None}
+    source = _resolve(name)
+    if isinstance(source, GGUFSource):
+        return {"model": name, "source": "local gguf file", "sha256": source.sha256}
+    if isinstance(source, Path):
+        files = sorted(f for pattern in ("*.safetensors", "*.bin") for f in source.glob(pattern))
+        if not files:
+            raise ValueError(f"model folder {source} holds no *.safetensors or *.bin weights")
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f"{f.name}:{sha256_file(f)}\n".encode())
+        return {"model": name, "source": "local folder", "sha256": digest.hexdigest()}
+    return {"model": name, "source": "huggingface-hub", "sha256": None}

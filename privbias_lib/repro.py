@@ -46,6 +46,11 @@ def set_seed(seed: int, *, deterministic: bool = True) -> torch.Generator:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        if torch.cuda.is_available():
+            # the flash and memory-efficient attention backward passes on CUDA are not
+            # deterministic; the plain ("math") kernel is
+            torch.backends.cuda.enable_flash_sdp(False)
+            torch.backends.cuda.enable_mem_efficient_sdp(False)
     return torch.Generator().manual_seed(seed)
 
 

@@ -77,3 +77,23 @@ def execute(study: Study, profile: str, output_dir: Path) -> Path:
     )
     print(f"  {study.key}: {time.perf_counter() - start:.0f} s -> {executed}")
     return executed
+
+
+def stage_book(runs_root: Path, profile: str, book_dir: Path = ROOT / "book") -> list[str]:
+    """Copy each study's executed notebook (``runs_root/<key>/<profile>``) into
+    ``book_dir/studies`` for jupyter-book; a study not yet run gets its clean notebook,
+    so the book always builds. Returns one line per study saying which was used."""
+    import shutil
+
+    target = book_dir / "studies"
+    target.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for study in STUDIES.values():
+        if not study.exists():
+            continue
+        executed = Path(runs_root) / study.key / profile / f"{study.key}.ipynb"
+        source = executed if executed.is_file() else study.notebook
+        shutil.copyfile(source, target / f"{study.key}.ipynb")
+        what = f"executed ({profile})" if source == executed else "not executed (no run found)"
+        lines.append(f"{study.key}: {what}")
+    return lines

@@ -195,3 +195,16 @@ def test_model_fingerprint_identifies_the_weights():
     mini = models.model_fingerprint("minilm-l6")
     assert len(mini["sha256"]) == 64
     assert models.model_fingerprint("org/some-model")["sha256"] is None
+
+
+def test_local_folder_fingerprint_follows_its_weights(tmp_path):
+    """A local model folder is keyed by its weights, so changed weights never reuse runs."""
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"no \*\.safetensors"):
+        models.model_fingerprint(str(tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"weights one")
+    first = models.model_fingerprint(str(tmp_path))
+    assert first["source"] == "local folder" and len(first["sha256"]) == 64
+    assert models.model_fingerprint(str(tmp_path)) == first
+    (tmp_path / "model.safetensors").write_bytes(b"weights two")
+    assert models.model_fingerprint(str(tmp_path))["sha256"] != first["sha256"]

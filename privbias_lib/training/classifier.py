@@ -119,22 +119,31 @@ def predict_proba(
     pairs: Sequence[str] | None = None,
     max_length: int = 128,
     batch_size: int = 64,
+    frozen_top_layers: int | None = None,
 ) -> np.ndarray:
     """Class probabilities ``[N, num_labels]`` in eval mode (column 1 is the positive
-    class of a binary task)."""
+    class of a binary task). ``frozen_top_layers=k`` (a model trained with
+    ``TopLayers(k)``) runs the frozen bottom through the memoised cache, so repeated
+    predictions on the same texts by models sharing that bottom run only the top."""
     if len(texts) == 0:
         raise ValueError("texts is empty")
     data = encode_classification(tokenizer, texts, [0] * len(texts), max_length, pairs)
     device = next(model.parameters()).device
+    lengths = [len(x) for x in data.input_ids]
     was = model.training
     model.eval()
     try:
-        return _probs(
-            _model_logits(model, data, device),
-            len(data),
-            [len(x) for x in data.input_ids],
-            batch_size,
-        )
+        if frozen_top_layers is not None and supports_cache(model):
+            top = TopStack(model, frozen_top_layers)
+            states = bottom_states(model, frozen_top_layers, data, device=device)
+
+            def forward(idx):
+                return top(**stack_batch(states, idx, device))
+
+        else:
+            forward = _model_logits(model, data, device)
+        with torch.no_grad():
+            return _probs(forward, len(data), lengths, batch_size)
     finally:
         model.train(was)
 

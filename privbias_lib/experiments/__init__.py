@@ -1,0 +1,1 @@
+"""The studies' experiment logic, one module per study notebook."""

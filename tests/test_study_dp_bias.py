@@ -1,0 +1,321 @@
+"""Study 1 (DP and bias): parameters, data, the paper's numbers, and the notebook run
+end to end on the smoke profile with papermill."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from privbias_lib.experiments import dp_bias
+from privbias_lib.metrics import AUC_METRICS
+from privbias_lib.notebook import ParameterError, RunStore
+from privbias_lib.studies import PROFILES, STUDIES, execute, load_profile
+
+STUDY = STUDIES["01_dp_bias"]
+REDDITBIAS_GROUPS = ["women", "black", "jewish", "muslim", "lgbtq"]
+
+
+def profile(name: str, **changes) -> dict:
+    return {**load_profile(STUDY, name), "OUTPUT_DIR": "/tmp/unused", **changes}
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_parses_and_validates(name):
+    params = dp_bias.DPBiasParams.from_mapping(profile(name))
+    assert params.epsilons and params.seeds
+
+
+def test_paper_profile_is_the_papers_setup():
+    p = dp_bias.DPBiasParams.from_mapping(profile("paper"))
+    assert (p.dataset, p.model, p.top_layers, p.max_length) == (
+        "jigsaw", "bert-base-uncased", 1, 128,
+    )  # fmt: skip
+    assert p.epsilons == [0.5, 1, 3, 6, 9] and p.seeds == [2022, 42, 888]
+    assert (p.delta, p.max_grad_norm, p.learning_rate) == (1e-6, 1.0, 1e-3)
+    assert (p.batch_size, p.physical_batch_size, p.epochs) == (64, 32, 10)
+    assert (p.scheduler, p.validation_metric, p.early_stopping_patience) == ("plateau", "f1", 3)
+    mhs = dp_bias.DPBiasParams.from_mapping(profile("paper", DATASET="measuring-hate-speech"))
+    assert mhs.subgroups == ["men", "women", "transgender", "white", "black", "asian"]
+
+
+def _notebook():
+    return nbformat.read(STUDY.notebook, as_version=4)
+
+
+def test_notebook_has_one_literal_parameters_cell_equal_to_the_cpu_profile():
+    nb = _notebook()
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    values = {}
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign), "parameters cell: assignments only"
+        values[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
+    assert set(values) == set(dp_bias.DPBiasParams.names())
+    values.pop("OUTPUT_DIR")
+    assert values == load_profile(STUDY, "cpu")
+
+
+def test_notebook_is_committed_without_outputs():
+    for cell in _notebook().cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        ({"EPSILONS": [0]}, "EPSILONS"),
+        ({"EPSILONS": [1, 1]}, "EPSILONS"),
+        ({"DATASET": "imdb"}, "DATASET"),
+        ({"GROUPS": ["men"]}, "GROUPS"),
+        ({"SEEDS": []}, "SEEDS"),
+        ({"BOOTSTRAP": 1}, "BOOTSTRAP"),
+        ({"DIST_GROUP": "asian"}, "DIST_GROUP"),
+        ({"DIST_SHARES": [1.2]}, "DIST_SHARES"),
+        ({"ACCOUNTANT": "moments"}, "ACCOUNTANT"),
+        ({"BOUND_ACCOUNTANT": "edgeworth"}, "BOUND_ACCOUNTANT"),
+        ({"INCLUDE_NON_PRIVATE": False}, "EPSILONS"),
+        ({"DATA_SOURCE": "some/hub-id"}, "DATA_SOURCE"),
+        ({"EPOCHS": 0}, "EPOCHS"),
+        ({"NOISE": 1.0}, "NOISE"),
+    ],
+)
+def test_bad_parameters_are_named(changes, name):
+    with pytest.raises(ParameterError, match=name):
+        dp_bias.DPBiasParams.from_mapping(profile("smoke", **changes))
+
+
+def test_missing_parameter_is_named():
+    values = profile("smoke")
+    del values["SEEDS"]
+    with pytest.raises(ParameterError, match="SEEDS"):
+        dp_bias.DPBiasParams.from_mapping(values)
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def test_redditbias_split_and_caps():
+    params = dp_bias.DPBiasParams.from_mapping(profile("smoke"))
+    data = dp_bias.load_study_data(params)
+    sizes = data.split.value_counts()
+    assert sizes["train"] == 320 and sizes["validation"] == sizes["test"] == 250  # exact caps
+    assert not set(data[data.split == "train"].id) & set(data[data.split == "test"].id)
+    for split in ("train", "test"):
+        part = data[data.split == split]
+        assert all(part[f"group_{g}"].sum() > 20 for g in REDDITBIAS_GROUPS)
+
+
+def test_hub_dataset_from_a_local_file_in_the_hubs_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    groups = ["male", "female", "transgender", "white", "black", "asian"]
+    df = pd.DataFrame(
+        {
+            "id": range(n),
+            "comment_text": [f"comment number {i} about things" for i in range(n)],
+            "target": rng.random(n).round(2),
+            **{g: np.where(rng.random(n) < 0.3, rng.random(n).round(2), np.nan) for g in groups},
+        }
+    )
+    path = tmp_path / "train.csv"
+    df.to_csv(path, index=False)
+    params = dp_bias.DPBiasParams.from_mapping(
+        profile(
+            "smoke", DATASET="jigsaw", DATA_SOURCE=str(path), DIST_GROUP=None,
+            MAX_TRAIN_EXAMPLES=None, MAX_TEST_EXAMPLES=None,
+        )
+    )  # fmt: skip
+    data = dp_bias.load_study_data(params)
+    assert len(data) == n and data.attrs["groups"] == groups
+    expected = (df["black"].fillna(0) >= 0.5).to_numpy()
+    assert (data.sort_values("id", key=lambda s: s.astype(int))["group_black"] == expected).all()
+
+
+def test_distribution_train_set_has_the_asked_share_and_positive_rate():
+    params = dp_bias.DPBiasParams.from_mapping(profile("cpu"))
+    train = dp_bias.load_study_data(params).query("split == 'train'")
+    part = dp_bias.distribution_train_set(train, "black", 0.2, 0.7, 1000, seed=0)
+    member = part["group_black"]
+    assert len(part) == 1000 and member.sum() == 200
+    assert part.label[member].sum() == 140
+    assert part.index.is_unique
+    again = dp_bias.distribution_train_set(train, "black", 0.2, 0.7, 1000, seed=0)
+    assert again.index.equals(part.index)
+    with pytest.raises(ValueError, match=r"needs .* black positives"):
+        dp_bias.distribution_train_set(train, "black", 0.9, 0.9, 5000, seed=0)
+
+
+# --- the paper's numbers and the tables ------------------------------------------------------
+
+
+def test_paper_numbers_are_transcribed_in_the_papers_layout():
+    jig = dp_bias.paper_results("jigsaw")
+    assert len(jig) == 6 * (3 * 6 + 1)
+    table = dp_bias.paper_epsilon_table("jigsaw")
+    assert list(table.index) == ["none", "0.5", "1", "3", "6", "9"]
+    assert table.loc["none", ("subgroup_auc", "male")] == 0.895
+    assert table.loc["0.5", ("bpsn_auc", "white")] == 0.692
+    assert table.loc["9", ("overall_auc", "overall")] == 0.920
+    mhs = dp_bias.paper_epsilon_table("measuring-hate-speech")
+    assert mhs.loc["none", ("bnsp_auc", "asian")] == 0.769
+    # the paper's claim, in its own numbers: every AUC metric is lower at epsilon 0.5
+    changes = dp_bias.direction_summary(
+        pd.DataFrame(columns=["experiment", "metric", "subgroup", "epsilon", "change"]), jig
+    )
+    assert (changes.paper_mean_change < 0).all()
+
+
+def test_dp_change_is_the_difference_to_the_same_seeds_non_private_run():
+    rows = []
+    for seed, base in [(0, 0.8), (1, 0.9)]:
+        for eps, drop in [("none", 0.0), ("1", 0.1), ("8", 0.02)]:
+            rows.append(
+                {
+                    "experiment": dp_bias.SWEEP, "seed": seed, "share": np.nan,
+                    "positive_rate": np.nan, "subgroup": "g", "metric": "subgroup_auc",
+                    "epsilon": eps, "value": base - drop - 0.01 * seed,
+                }
+            )  # fmt: skip
+    changes = dp_bias.dp_change(pd.DataFrame(rows))
+    got = changes.set_index(["seed", "epsilon"]).change
+    assert got[(0, "1")] == pytest.approx(-0.1) and got[(1, "8")] == pytest.approx(-0.02)
+    assert len(changes) == 4
+
+
+def test_run_store_ignores_corrupt_or_mismatched_files(tmp_path):
+    store = RunStore(tmp_path)
+    store.put("a" * 64, {"x": 1})
+    assert store.get("a" * 64) == {"x": 1}
+    path = next(tmp_path.glob("*.json"))
+    stored = json.loads(path.read_text())
+    stored["payload"]["x"] = 2  # edited by hand: checksum no longer matches
+    path.write_text(json.dumps(stored))
+    assert store.get("a" * 64) is None
+    path.write_text("{not json")
+    assert store.get("a" * 64) is None
+    assert store.get("b" * 64) is None
+
+
+# --- the notebook, end to end ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / STUDY.key / "smoke"
+    execute(STUDY, "smoke", out)
+    return out
+
+
+def test_smoke_run_writes_every_group_and_epsilon(smoke_run):
+    results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
+    params = load_profile(STUDY, "smoke")
+    sweep = results[results.experiment == dp_bias.SWEEP]
+    assert set(sweep.epsilon.astype(str)) == {"none", *(f"{e:g}" for e in params["EPSILONS"])}
+    for eps, part in sweep.groupby("epsilon"):
+        auc = part[part.metric.isin(AUC_METRICS)]
+        assert set(auc.subgroup) == set(REDDITBIAS_GROUPS), eps
+    auc = results[results.metric.isin([*AUC_METRICS, "overall_auc"])]
+    defined = auc.value.notna()
+    assert auc.value[defined].between(0, 1).all()
+    assert (auc.reason[~defined].fillna("") != "").all()
+    assert auc.ci_lower[defined].le(auc.value[defined] + 1e-9).mean() > 0.9  # CI near value
+    dist = results[results.experiment == dp_bias.DISTRIBUTION]
+    assert set(dist.share.dropna()) == set(params["DIST_SHARES"])
+    for name in ["metrics_vs_epsilon.png", "dp_change.png", "distribution.png"]:
+        assert (smoke_run / name).stat().st_size > 10_000
+
+
+def test_smoke_run_reports_epsilon_with_its_accountant_and_a_bound(smoke_run):
+    results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
+    privacy = pd.read_csv(smoke_run / "privacy.csv")
+    params = load_profile(STUDY, "smoke")
+    private_runs = results[(results.epsilon != "none")].run.unique()
+    assert set(privacy.run) == set(private_runs)
+    for _, row in privacy.iterrows():
+        target = float(row.run.split("eps=")[1].split("/")[0])
+        # never more than the target (less if early stopping took fewer steps)
+        assert 0 < row.epsilon <= target * 1.01 and 0 < row.epsilon_bound <= target * 1.01
+        assert row.accountant.startswith(params["ACCOUNTANT"])
+        assert row.bound_by.startswith(params["BOUND_ACCOUNTANT"]) and "upper bound" in row.bound_by
+        assert row.delta == params["DELTA"] and row.steps >= 1
+
+
+def test_smoke_run_manifest_is_complete(smoke_run):
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    params = load_profile(STUDY, "smoke")
+    assert {k: v for k, v in manifest["parameters"].items() if k != "OUTPUT_DIR"} == params
+    assert manifest["seeds"] == sorted(set(params["SEEDS"]) | set(params["DIST_SEEDS"]))
+    assert len(manifest["models"][0]["sha256"]) == 64
+    assert len(manifest["data"]["sha256"]) == 64
+    assert manifest["environment"]["packages"]["opacus"]
+    assert {"data", "training", "metrics"} <= set(manifest["timings_s"])
+    assert "results.csv" in manifest["files"]
+    n_runs = len(params["SEEDS"]) * (1 + len(params["EPSILONS"])) + 2 * len(
+        params["DIST_SHARES"]
+    ) * len(params["DIST_POSITIVE_RATES"]) * len(params["DIST_SEEDS"])
+    assert manifest["runs"] == n_runs
+
+
+def test_rerun_resumes_from_finished_runs_with_identical_results(smoke_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "again"
+    shutil.copytree(smoke_run, copy)
+    (copy / "results.csv").unlink()
+    execute(STUDY, "smoke", copy)
+    executed = nbformat.read(copy / f"{STUDY.key}.ipynb", as_version=4)
+    text = "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "already finished" in text and " 0 already finished" not in text
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["timings_s"]["training"] < 5  # nothing retrained
+    a = pd.read_csv(smoke_run / "results.csv")
+    b = pd.read_csv(copy / "results.csv")
+    b = b[~b.metric.eq("train_seconds")].reset_index(drop=True)
+    a = a[~a.metric.eq("train_seconds")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
+    import papermill
+
+    bad = {**load_profile(STUDY, "smoke"), "EPSILONS": [-1]}
+    monkeypatch.setattr("privbias_lib.studies.load_profile", lambda study, name: bad)
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        execute(STUDY, "smoke", tmp_path)
+    assert "EPSILONS" in str(err.value)
+    executed = nbformat.read(tmp_path / f"{STUDY.key}.ipynb", as_version=4)
+    ran = [c for c in executed.cells if c.cell_type == "code" and c.execution_count]
+    assert len(ran) <= 3  # parameters, injected parameters, validation
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_book_builds_from_the_executed_notebook(smoke_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from privbias_lib.studies import ROOT, stage_book
+
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "studies"))
+    lines = stage_book(smoke_run.parent.parent, "smoke", book)
+    assert "01_dp_bias: executed (smoke)" in lines
+    jb = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run(
+        [str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    page = (book / "_build" / "html" / "studies" / "01_dp_bias.html").read_text()
+    assert "Subgroup AUC" in page and page.count("<img") >= 3  # the figures came along
