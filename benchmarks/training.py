@@ -97,12 +97,14 @@ def run_cache(epochs: int, n: int) -> list[dict]:
     """MiniLM, top-1 layer, n RedditBias comments: three trainings on the same inputs
     (like study 1's epsilon sweep), non-private and DP, with and without the cache."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from privbias_lib.data import load_redditbias
     from privbias_lib.models import load_model
     from privbias_lib.training import PrivacyConfig, TopLayers, TrainConfig, train_classifier
     from privbias_lib.training.frozen import clear_cache
 
+    hf_logging.set_verbosity_error()  # the "classifier newly initialised" report, per load
     df = load_redditbias().sample(n, random_state=0)
     rows = []
     for private in (False, True):
@@ -196,7 +198,7 @@ def main() -> None:
                 timed = {
                     m: by[(model, f"dp-{base}", m)]
                     for m in args.modes
-                    if (model, f"dp-{base}", m) in by
+                    if m != "auto" and (model, f"dp-{base}", m) in by
                 }
                 if timed and (model, base, "-") in by:
                     best = min(timed, key=timed.get)

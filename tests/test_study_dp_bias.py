@@ -192,6 +192,25 @@ def test_dp_change_is_the_difference_to_the_same_seeds_non_private_run():
     assert len(changes) == 4
 
 
+def test_distribution_statement_follows_the_slopes():
+    """The printed finding names the trend per metric and rate; small slopes are flat."""
+    change = {  # (rate, share) -> (subgroup, bpsn, bnsp) change
+        (0.3, 0.1): (-0.30, -0.20, -0.40),
+        (0.3, 0.4): (-0.29, -0.02, -0.70),
+    }
+    rows = [
+        {"experiment": dp_bias.DISTRIBUTION, "subgroup": "black", "share": share,
+         "positive_rate": rate, "metric": metric, "change": value, "seed": 0}
+        for (rate, share), values in change.items()
+        for metric, value in zip(dp_bias.AUC_METRICS, values, strict=True)
+    ]  # fmt: skip
+    text = dp_bias.describe_distribution(pd.DataFrame(rows), "black").splitlines()
+    assert "subgroup_auc: -0.300 at share 0.1 -> -0.290 at 0.4" in text[1]
+    assert text[1].endswith("about flat)")  # +0.003 per 10 points
+    assert text[2].endswith("(+0.060 per 10 points of share: a drop shrinks with the share)")
+    assert text[3].endswith("(-0.100 per 10 points of share: a drop grows with the share)")
+
+
 def test_run_store_ignores_corrupt_or_mismatched_files(tmp_path):
     store = RunStore(tmp_path)
     store.put("a" * 64, {"x": 1})
