@@ -110,6 +110,7 @@ def test_power_mean_and_jigsaw_summary():
     assert power_mean(s) > s.min()
     assert power_mean([0.7, 0.7]) == pytest.approx(0.7)
     assert np.isnan(power_mean([0.7, np.nan]))
+    assert power_mean([0.0, 0.9]) == 0.0  # the limit as a value tends to 0, without warnings
     table = bias_metrics(Y, S, {"a": A, "b": B})
     pm = [
         power_mean([value(table, g, m)[0] for g in ("a", "b")])
@@ -155,3 +156,94 @@ def test_bootstrap_interval_covers_the_estimate_and_shrinks_with_data():
     assert width(small) > 2 * width(ci)
     again = bootstrap_auc_ci(y, s, {"g": g}, n_boot=200, seed=0)
     pd.testing.assert_frame_equal(ci, again)
+
+
+@pytest.mark.parametrize("group", ["a", "b"])
+def test_threshold_metrics_equal_direct_counts(group):
+    """Rates, TPR and FPR over each side's own examples, for overlapping groups too."""
+    table = bias_metrics(Y, S, GROUPS, threshold=0.5)
+    g, y, pred = GROUPS[group], Y.astype(bool), S >= 0.5
+    direct = {
+        "positive_rate": pred[g].mean(),
+        "tpr": pred[g & y].mean(),
+        "fpr": pred[g & ~y].mean(),
+        "background_positive_rate": pred[~g].mean(),
+        "background_tpr": pred[~g & y].mean(),
+        "background_fpr": pred[~g & ~y].mean(),
+    }
+    for metric, expected in direct.items():
+        assert value(table, group, metric)[0] == pytest.approx(expected), metric
+    tpr_gap = direct["tpr"] - direct["background_tpr"]
+    fpr_gap = direct["fpr"] - direct["background_fpr"]
+    assert value(table, group, "equal_opportunity_gap")[0] == pytest.approx(tpr_gap)
+    assert value(table, group, "fpr_gap")[0] == pytest.approx(fpr_gap)
+    assert value(table, group, "equalized_odds_gap")[0] == pytest.approx(
+        max(abs(tpr_gap), abs(fpr_gap))
+    )
+
+
+def test_a_score_at_the_threshold_is_predicted_positive():
+    y = np.array([1, 0, 1, 0])
+    s = np.array([0.5, 0.5, 0.2, 0.2])
+    g = np.array([True, True, False, False])
+    table = bias_metrics(y, s, {"g": g}, threshold=0.5)
+    assert value(table, "g", "tpr")[0] == 1.0 and value(table, "g", "fpr")[0] == 1.0
+    table = bias_metrics(y, s, {"g": g}, threshold=0.51)
+    assert value(table, "g", "positive_rate")[0] == 0.0
+
+
+def test_positive_aeg_is_positive_when_the_subgroups_positives_score_lower():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    s = np.array([0.6, 0.7, 0.9, 0.95, 0.1, 0.2, 0.1, 0.2])
+    g = np.array([True, True, False, False, True, False, True, False])
+    table = bias_metrics(y, s, {"g": g})
+    # every subgroup positive (0.6, 0.7) is below every background positive (0.9, 0.95)
+    assert value(table, "g", "positive_aeg")[0] == pytest.approx(0.5)
+    # negatives 0.1, 0.1 vs 0.2, 0.2: the subgroup's score lower too -> +0.5
+    assert value(table, "g", "negative_aeg")[0] == pytest.approx(0.5)
+    flipped = bias_metrics(y, s, {"g": ~g})
+    assert value(flipped, "g", "positive_aeg")[0] == pytest.approx(-0.5)
+
+
+def test_positives_only_empty_and_whole_set_subgroups_are_explicit():
+    groups = {
+        "pos_only": Y.astype(bool) & (S > 0.6),
+        "empty": np.zeros(len(Y), bool),
+        "everyone": np.ones(len(Y), bool),
+    }
+    table = bias_metrics(Y, S, groups)
+    assert value(table, "pos_only", "subgroup_auc")[1] == "no subgroup negatives"
+    assert value(table, "pos_only", "bpsn_auc")[1] == "no subgroup negatives"
+    assert not np.isnan(value(table, "pos_only", "bnsp_auc")[0])
+    assert np.isnan(value(table, "pos_only", "fpr")[0])
+    assert value(table, "pos_only", "tpr")[1] == ""
+    for metric in ("subgroup_auc", "bpsn_auc", "bnsp_auc", "parity_gap"):
+        v, reason = value(table, "empty", metric)
+        assert np.isnan(v) and reason.startswith("no subgroup"), metric
+    v, reason = value(table, "everyone", "bpsn_auc")
+    assert np.isnan(v) and reason == "no background positives"
+    v, reason = value(table, "everyone", "parity_gap")
+    assert np.isnan(v) and reason == "no background examples"
+    assert value(table, "everyone", "subgroup_auc")[0] == pytest.approx(auc(Y, S))
+    empty = table[table.subgroup == "empty"]
+    assert (empty.n_pos == 0).all() and (empty.n_neg == 0).all()
+    assert (table.loc[table.value.isna(), "reason"] != "").all()
+
+
+def test_bootstrap_interval_is_nan_with_a_reason_when_mostly_undefined():
+    rng = np.random.default_rng(2)
+    n = 400
+    y = rng.integers(0, 2, n)
+    s = rng.random(n)
+    neg_only = np.zeros(n, bool)
+    neg_only[np.flatnonzero(y == 0)[:20]] = True
+    rare = np.zeros(n, bool)  # one positive and one negative: most resamples lack one
+    rare[[np.flatnonzero(y == 1)[0], np.flatnonzero(y == 0)[-1]]] = True
+    ci = bootstrap_auc_ci(y, s, {"neg_only": neg_only, "rare": rare}, n_boot=50, seed=0)
+    row = lambda g, m: ci[(ci.subgroup == g) & (ci.metric == m)].iloc[0]  # noqa: E731
+    r = row("neg_only", "subgroup_auc")
+    assert np.isnan(r.lower) and np.isnan(r.upper) and r.n_boot == 0
+    assert r.reason == "defined in only 0 of 50 bootstrap replicates"
+    assert row("neg_only", "bpsn_auc").reason == "" and row("neg_only", "bpsn_auc").n_boot == 50
+    r = row("rare", "subgroup_auc")
+    assert r.n_boot < 25 and np.isnan(r.lower) and "of 50 bootstrap replicates" in r.reason

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from privbias_lib.accounting import epsilon
 from privbias_lib.experiments import dp_bias
 from privbias_lib.metrics import AUC_METRICS
 from privbias_lib.notebook import ParameterError, RunStore
@@ -175,6 +176,37 @@ def test_paper_numbers_are_transcribed_in_the_papers_layout():
     assert (changes.paper_mean_change < 0).all()
 
 
+def test_paper_summary_is_the_jigsaw_formula_by_hand():
+    """0.25 overall + 0.75 mean of the three p = -5 power means, from the paper's row."""
+    rows = {
+        "subgroup_auc": [0.895, 0.898, 0.797, 0.798, 0.810, 0.887],
+        "bpsn_auc": [0.886, 0.901, 0.838, 0.780, 0.792, 0.922],
+        "bnsp_auc": [0.956, 0.948, 0.940, 0.963, 0.960, 0.924],
+    }
+    by_hand = {m: (sum(v**-5 for v in vals) / 6) ** (-1 / 5) for m, vals in rows.items()}
+    summary = dp_bias.paper_summary_table("jigsaw")
+    for m, value in by_hand.items():
+        assert summary.loc["none", f"power_mean_{m}"] == pytest.approx(value, abs=1e-12)
+        assert min(rows[m]) < value < np.mean(rows[m])  # leans on the worst subgroup
+    expected = 0.25 * 0.946 + 0.75 * sum(by_hand.values()) / 3
+    assert summary.loc["none", "jigsaw_summary"] == pytest.approx(expected, abs=1e-12)
+    assert list(summary.index) == ["none", "0.5", "1", "3", "6", "9"]
+    # the paper's own numbers: DP lowers the summary at every epsilon
+    assert (summary.jigsaw_summary.iloc[1:] < summary.jigsaw_summary.iloc[0]).all()
+
+
+def test_run_key_of_sweep_runs_ignores_the_distribution_settings():
+    a = dp_bias.DPBiasParams.from_mapping(profile("smoke"))
+    b = dp_bias.DPBiasParams.from_mapping(profile("smoke", DIST_TRAIN_SIZE=200))
+    sweep_a, sweep_b = dp_bias.plan_runs(a)[0], dp_bias.plan_runs(b)[0]
+    dist_a, dist_b = dp_bias.plan_runs(a)[-1], dp_bias.plan_runs(b)[-1]
+    assert sweep_a["experiment"] == dp_bias.SWEEP and dist_a["experiment"] == dp_bias.DISTRIBUTION
+    key = dp_bias._run_key
+    assert key(a, sweep_a, "d", "m") == key(b, sweep_b, "d", "m")  # not retrained
+    assert key(a, dist_a, "d", "m") != key(b, dist_b, "d", "m")
+    assert key(a, sweep_a, "d", "m") != key(a, sweep_a, "other data", "m")
+
+
 def test_dp_change_is_the_difference_to_the_same_seeds_non_private_run():
     rows = []
     for seed, base in [(0, 0.8), (1, 0.9)]:
@@ -197,6 +229,8 @@ def test_distribution_statement_follows_the_slopes():
     change = {  # (rate, share) -> (subgroup, bpsn, bnsp) change
         (0.3, 0.1): (-0.30, -0.20, -0.40),
         (0.3, 0.4): (-0.29, -0.02, -0.70),
+        (0.7, 0.1): (0.10, -0.20, 0.30),
+        (0.7, 0.4): (0.40, 0.10, 0.21),
     }
     rows = [
         {"experiment": dp_bias.DISTRIBUTION, "subgroup": "black", "share": share,
@@ -207,8 +241,16 @@ def test_distribution_statement_follows_the_slopes():
     text = dp_bias.describe_distribution(pd.DataFrame(rows), "black").splitlines()
     assert "subgroup_auc: -0.300 at share 0.1 -> -0.290 at 0.4" in text[1]
     assert text[1].endswith("about flat)")  # +0.003 per 10 points
-    assert text[2].endswith("(+0.060 per 10 points of share: a drop shrinks with the share)")
-    assert text[3].endswith("(-0.100 per 10 points of share: a drop grows with the share)")
+    assert text[2].endswith("(+0.060 per 10 points of share: the change rises with the share"
+                            " (a drop shrinks))")  # fmt: skip
+    assert text[3].endswith("(-0.100 per 10 points of share: the change falls with the share"
+                            " (a drop grows))")  # fmt: skip
+    assert text[4].endswith("(+0.100 per 10 points of share: the change rises with the share"
+                            " (a gain grows))")  # fmt: skip
+    # a change that crosses zero gets no drop/gain wording; -0.03 per 10 points is not flat
+    assert text[5].endswith("(+0.100 per 10 points of share: the change rises with the share)")
+    assert text[6].endswith("(-0.030 per 10 points of share: the change falls with the share"
+                            " (a gain shrinks))")  # fmt: skip
 
 
 def test_run_store_ignores_corrupt_or_mismatched_files(tmp_path):
@@ -266,7 +308,23 @@ def test_smoke_run_reports_epsilon_with_its_accountant_and_a_bound(smoke_run):
         assert 0 < row.epsilon <= target * 1.01 and 0 < row.epsilon_bound <= target * 1.01
         assert row.accountant.startswith(params["ACCOUNTANT"])
         assert row.bound_by.startswith(params["BOUND_ACCOUNTANT"]) and "upper bound" in row.bound_by
-        assert row.delta == params["DELTA"] and row.steps >= 1
+        assert row.delta == params["DELTA"] and 1 <= row.steps <= row.planned_steps
+        assert row.target_epsilon == target and row.sampling == "poisson"
+        # the bound is an independent accountant, recomputed here from the run's q, sigma, T
+        assert params["BOUND_ACCOUNTANT"] != params["ACCOUNTANT"]
+        bound = params["BOUND_ACCOUNTANT"]
+        again = epsilon(row.sample_rate, row.noise_multiplier, row.steps, row.delta, bound)
+        assert row.epsilon_bound == pytest.approx(again, rel=1e-3)
+        # smoke calibrates by RDP and bounds by PLD, which is never looser than RDP
+        assert row.epsilon_bound <= row.epsilon * 1.001
+
+
+def test_smoke_run_writes_its_tables(smoke_run):
+    for name in ["epsilon_table.csv", "direction.csv", "summary.csv", "gaps.csv"]:
+        assert len(pd.read_csv(smoke_run / name)) >= 2, name
+    summary = pd.read_csv(smoke_run / "summary.csv", index_col=0)
+    assert summary.loc["none", "overall_auc"] > 0.5  # the non-private model learned something
+    assert (smoke_run / "gaps.png").stat().st_size > 10_000
 
 
 def test_smoke_run_manifest_is_complete(smoke_run):

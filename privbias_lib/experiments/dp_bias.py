@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..metrics import AUC_METRICS, bias_metrics, bootstrap_auc_ci
+from ..metrics import AUC_METRICS, bias_metrics, bootstrap_auc_ci, power_mean
 from ..notebook import (
     ParameterError,
     RunStore,
@@ -359,8 +359,13 @@ def _run_key(params: DPBiasParams, spec: dict, data_hash: str, model_hash: Any) 
             "config": cfg,
             "data": data_hash,
             "model": [params.model, model_hash],
-            "dist": [params.dist_group, params.dist_train_size],
             "version": __version__,
+            # only the distribution runs depend on how their training set is drawn
+            **(
+                {"dist": [params.dist_group, params.dist_train_size]}
+                if spec["experiment"] == DISTRIBUTION
+                else {}
+            ),
         }
     )
 
@@ -459,17 +464,20 @@ def results_table(params: DPBiasParams, runs: list[dict], data: pd.DataFrame) ->
             ci = bootstrap_auc_ci(
                 labels, scores, groups, n_boot=params.bootstrap, seed=r["seed"]
             ).rename(columns={"lower": "ci_lower", "upper": "ci_upper"})
-            table = table.merge(ci.drop(columns="n_boot"), on=["subgroup", "metric"], how="left")
+            ci = ci.rename(columns={"n_boot": "ci_n_boot", "reason": "ci_reason"})
+            table = table.merge(ci, on=["subgroup", "metric"], how="left")
         else:
-            table = table.assign(ci_lower=np.nan, ci_upper=np.nan)
+            table = table.assign(ci_lower=np.nan, ci_upper=np.nan, ci_n_boot=np.nan)
+            table["ci_reason"] = ""
+        table["ci_reason"] = table["ci_reason"].fillna("")
         table["accountant"] = ""
         frames.append(_with_run(table, r))
         frames.append(_with_run(_run_rows(r), r))
     out = pd.concat(frames, ignore_index=True)
     cols = [
         "experiment", "run", "epsilon", "seed", "share", "positive_rate", "train_size",
-        "subgroup", "metric", "value", "reason", "ci_lower", "ci_upper", "accountant",
-        "n_pos", "n_neg",
+        "subgroup", "metric", "value", "reason", "ci_lower", "ci_upper", "ci_n_boot",
+        "ci_reason", "accountant", "n_pos", "n_neg",
     ]  # fmt: skip
     return out[cols]
 
@@ -484,6 +492,10 @@ def _with_run(table: pd.DataFrame, r: dict) -> pd.DataFrame:
         positive_rate=r["positive_rate"] if r["positive_rate"] is not None else np.nan,
         train_size=r["train_size"],
     )
+
+
+def _nan_if_none(x) -> float:
+    return np.nan if x is None else float(x)
 
 
 def _run_rows(r: dict) -> pd.DataFrame:
@@ -501,6 +513,9 @@ def _run_rows(r: dict) -> pd.DataFrame:
             ("noise_multiplier", p["sigma"], ""),
             ("sample_rate", p["q"], ""),
             ("delta", p["delta"], ""),
+            ("planned_steps", p["planned_steps"], ""),
+            ("target_epsilon", _nan_if_none(p["target_epsilon"]), ""),
+            ("poisson_sampling", float(p["sampling"] == "poisson"), p["sampling"]),
         ]
     return pd.DataFrame(
         {
@@ -511,6 +526,8 @@ def _run_rows(r: dict) -> pd.DataFrame:
             "reason": "",
             "ci_lower": np.nan,
             "ci_upper": np.nan,
+            "ci_n_boot": np.nan,
+            "ci_reason": "",
             "n_pos": np.nan,
             "n_neg": np.nan,
         }
@@ -552,20 +569,28 @@ def dp_change(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def privacy_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per private run: epsilon by the calibrating accountant, the rigorous bound, sigma,
-    q, delta and the steps actually taken."""
+    """Per private run: the target, epsilon by the calibrating accountant and by the
+    rigorous bound (each named), sigma, q, delta, the sampling scheme and the steps
+    actually taken beside those planned."""
     rows = results[(results.subgroup == "overall") & (results.epsilon != NON_PRIVATE)]
-    wanted = ["epsilon", "epsilon_bound", "noise_multiplier", "sample_rate", "delta", "steps"]
-    rows = rows[rows.metric.isin(wanted)]
+    wanted = [
+        "target_epsilon", "epsilon", "epsilon_bound", "noise_multiplier", "sample_rate",
+        "delta", "steps", "planned_steps",
+    ]  # fmt: skip
+    text = ["epsilon", "epsilon_bound", "poisson_sampling"]
+    rows = rows[rows.metric.isin([*wanted, *text])]
     wide = rows.pivot_table(
         index=["experiment", "run"], columns="metric", values="value", aggfunc="first"
-    )
-    acc = rows[rows.metric.isin(["epsilon", "epsilon_bound"])].pivot_table(
+    ).reindex(columns=wanted)
+    acc = rows[rows.metric.isin(text)].pivot_table(
         index=["experiment", "run"], columns="metric", values="accountant", aggfunc="first"
     )
     wide["accountant"] = acc["epsilon"]
     wide["bound_by"] = acc["epsilon_bound"]
-    return wide.reset_index()[["experiment", "run", *wanted, "accountant", "bound_by"]]
+    wide["sampling"] = acc["poisson_sampling"]
+    wide[["steps", "planned_steps"]] = wide[["steps", "planned_steps"]].astype(int)
+    out = wide.reset_index()
+    return out[["experiment", "run", *wanted, "accountant", "bound_by", "sampling"]]
 
 
 # ------------------------------------------------------------------- the paper's numbers
@@ -641,6 +666,48 @@ def direction_summary(changes: pd.DataFrame, paper: pd.DataFrame | None = None) 
     return out.reindex([*AUC_METRICS, "overall_auc"])
 
 
+SUMMARY_METRICS = (*(f"power_mean_{m}" for m in AUC_METRICS), "overall_auc", "jigsaw_summary")
+GAP_METRICS = (
+    "parity_gap", "equal_opportunity_gap", "equalized_odds_gap", "positive_aeg", "negative_aeg",
+)  # fmt: skip
+
+
+def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per epsilon (privacy sweep, mean over seeds): the power mean (p = -5) of each AUC
+    metric over subgroups, the overall AUC and the Jigsaw summary of each run."""
+    rows = results[(results.experiment == SWEEP) & results.metric.isin(SUMMARY_METRICS)]
+    wide = rows.pivot_table(index="epsilon", columns="metric", values="value", aggfunc="mean")
+    return wide.reindex(index=epsilon_order(wide.index), columns=list(SUMMARY_METRICS))
+
+
+def paper_summary_table(dataset: str) -> pd.DataFrame:
+    """:func:`summary_table` computed from the paper's per-epsilon means (the paper
+    reports the AUCs only; the power means here are of its seed-averaged values)."""
+    paper = paper_results(dataset)
+    out = {}
+    for eps, part in paper.groupby("epsilon"):
+        row = {}
+        for m in AUC_METRICS:
+            row[f"power_mean_{m}"] = power_mean(part[part.metric == m].value.to_numpy())
+        row["overall_auc"] = float(part[part.metric == "overall_auc"].value.iloc[0])
+        row["jigsaw_summary"] = 0.25 * row["overall_auc"] + 0.75 * float(
+            np.mean([row[f"power_mean_{m}"] for m in AUC_METRICS])
+        )
+        out[eps] = row
+    wide = pd.DataFrame.from_dict(out, orient="index")
+    return wide.reindex(index=epsilon_order(wide.index), columns=list(SUMMARY_METRICS))
+
+
+def gap_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Threshold gaps and average equality gaps per epsilon and subgroup (privacy sweep,
+    mean over seeds): rows epsilon, columns (metric, subgroup)."""
+    rows = results[(results.experiment == SWEEP) & results.metric.isin(GAP_METRICS)]
+    wide = rows.pivot_table(
+        index="epsilon", columns=["metric", "subgroup"], values="value", aggfunc="mean"
+    )
+    return wide.reindex(index=epsilon_order(wide.index), columns=list(GAP_METRICS), level=0)
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -673,6 +740,25 @@ def plot_dp_change(changes: pd.DataFrame):
     for ax in grid.axes.flat:
         ax.axhline(0, color="black", linewidth=0.8)
     grid.set_axis_labels("epsilon", "change in AUC (DP - non-private)")
+    grid.set_titles("{col_name}")
+    return grid
+
+
+def plot_gaps(results: pd.DataFrame):
+    """Threshold gaps (subgroup minus background, at the threshold) and average
+    equality gaps against epsilon per subgroup; error bars: spread over seeds."""
+    import seaborn as sns
+
+    rows = results[(results.experiment == SWEEP) & results.metric.isin(GAP_METRICS)]
+    grid = sns.catplot(
+        data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
+        order=epsilon_order(rows.epsilon.unique()), col_order=list(GAP_METRICS), col_wrap=3,
+        errorbar="sd", dodge=0.4, height=3.2, aspect=1.1, markersize=4, linewidth=1.2,
+        sharey=False,
+    )  # fmt: skip
+    for ax in grid.axes.flat:
+        ax.axhline(0, color="black", linewidth=0.8)
+    grid.set_axis_labels("epsilon (none = non-private)", "gap (subgroup - background)")
     grid.set_titles("{col_name}")
     return grid
 
@@ -726,6 +812,19 @@ def fail_early(params: DPBiasParams) -> None:
 FLAT_SLOPE = 0.02
 
 
+def _trend(slope: float, first: float, last: float) -> str:
+    """'about flat', or whether the change rises or falls with the share, and what that
+    means when the change keeps its sign (a drop shrinking or growing, a gain likewise)."""
+    if abs(slope) < FLAT_SLOPE:
+        return "about flat"
+    trend = f"the change {'rises' if slope > 0 else 'falls'} with the share"
+    if first < 0 and last < 0:
+        trend += f" (a drop {'shrinks' if slope > 0 else 'grows'})"
+    elif first > 0 and last > 0:
+        trend += f" (a gain {'grows' if slope > 0 else 'shrinks'})"
+    return trend
+
+
 def describe_distribution(changes: pd.DataFrame, group: str) -> str:
     """A plain-language statement of what the distribution experiment found: for each
     metric and positive rate, the DP-induced change at the smallest and the largest
@@ -744,11 +843,7 @@ def describe_distribution(changes: pd.DataFrame, group: str) -> str:
                 lines.append(f"  positive rate {rate:g}, {metric}: too few defined values")
                 continue
             slope = np.polyfit(shares[ok], y[ok], 1)[0] * 0.1
-            trend = (
-                "about flat"
-                if abs(slope) < FLAT_SLOPE
-                else ("a drop shrinks" if slope > 0 else "a drop grows") + " with the share"
-            )
+            trend = _trend(slope, y[ok][0], y[ok][-1])
             lines.append(
                 f"  positive rate {rate:g}, {metric}: {y[ok][0]:+.3f} at share "
                 f"{shares[ok][0]:g} -> {y[ok][-1]:+.3f} at {shares[ok][-1]:g} "

@@ -67,6 +67,10 @@ def power_mean(values, p: float = POWER) -> float:
     v = np.asarray(values, float)
     if v.size == 0 or np.isnan(v).any():
         return float("nan")
+    if (v < 0).any():
+        raise ValueError("power_mean needs non-negative values")
+    if p < 0 and (v == 0).any():
+        return 0.0  # the limit: a zero dominates a negative-power mean
     if p == 0:
         return float(np.exp(np.mean(np.log(v))))
     return float(np.mean(v**p) ** (1.0 / p))
@@ -194,7 +198,10 @@ def bootstrap_auc_ci(
 ) -> pd.DataFrame:
     """Percentile bootstrap intervals for the AUC metrics, resampling test examples with
     replacement (group membership travels with each example). Columns ``subgroup,
-    metric, lower, upper, n_boot`` (replicates where the metric was defined)."""
+    metric, lower, upper, n_boot, reason``: ``n_boot`` counts the replicates where the
+    metric was defined; when fewer than half were (a subgroup with a handful of one
+    class), the interval is NaN with the reason, as the remaining replicates would be a
+    biased, conditional sample."""
     if not isinstance(n_boot, int) or n_boot < 2:
         raise ValueError(f"n_boot={n_boot!r} must be an integer >= 2")
     if not 0 < level < 1:
@@ -217,6 +224,11 @@ def bootstrap_auc_ci(
     for (name, metric), vals in draws.items():
         v = np.asarray(vals)
         v = v[~np.isnan(v)]
-        lo, hi = np.quantile(v, [tail, 1 - tail]) if len(v) else (np.nan, np.nan)
-        rows.append((name, metric, float(lo), float(hi), len(v)))
-    return pd.DataFrame(rows, columns=["subgroup", "metric", "lower", "upper", "n_boot"])
+        if 2 * len(v) >= n_boot:
+            lo, hi = np.quantile(v, [tail, 1 - tail])
+            reason = ""
+        else:
+            lo = hi = np.nan
+            reason = f"defined in only {len(v)} of {n_boot} bootstrap replicates"
+        rows.append((name, metric, float(lo), float(hi), len(v), reason))
+    return pd.DataFrame(rows, columns=["subgroup", "metric", "lower", "upper", "n_boot", "reason"])
