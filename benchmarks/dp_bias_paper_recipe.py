@@ -50,12 +50,12 @@ def gradient_check(model_name: str, device: str, texts: list[str], labels: list[
     import torch
     from torch import nn
 
-    from privbias_lib.experiments.dp_bias import _quiet_transformers
+    from privbias_lib.experiments._common import quiet_transformers
     from privbias_lib.models import load_model
     from privbias_lib.training.batches import encode_classification
     from privbias_lib.training.engine import _step, make_private, unwrap
 
-    with _quiet_transformers():
+    with quiet_transformers():
         base, tok = load_model(model_name, "classification", num_labels=2, device=device)
     for m in base.modules():  # Opacus records activations in train mode: no dropout
         if isinstance(m, nn.Dropout):

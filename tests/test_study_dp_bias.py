@@ -11,6 +11,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from notebook_checks import assert_bad_parameter_stops_early, run_smoke
 
 from privbias_lib.accounting import epsilon
 from privbias_lib.experiments import dp_bias
@@ -272,9 +273,7 @@ def test_run_store_ignores_corrupt_or_mismatched_files(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / STUDY.key / "smoke"
-    execute(STUDY, "smoke", out)
-    return out
+    return run_smoke(STUDY, tmp_path_factory)
 
 
 def test_smoke_run_writes_every_group_and_epsilon(smoke_run):
@@ -365,17 +364,7 @@ def test_rerun_resumes_from_finished_runs_with_identical_results(smoke_run, tmp_
 
 
 def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
-    import papermill
-
-    bad = {**load_profile(STUDY, "smoke"), "EPSILONS": [-1]}
-    monkeypatch.setattr("privbias_lib.studies.load_profile", lambda study, name: bad)
-    with pytest.raises(papermill.PapermillExecutionError) as err:
-        execute(STUDY, "smoke", tmp_path)
-    assert "EPSILONS" in str(err.value)
-    executed = nbformat.read(tmp_path / f"{STUDY.key}.ipynb", as_version=4)
-    ran = [c for c in executed.cells if c.cell_type == "code" and c.execution_count]
-    assert len(ran) <= 3  # parameters, injected parameters, validation
-    assert not (tmp_path / "results.csv").exists()
+    assert_bad_parameter_stops_early(STUDY, {"EPSILONS": [-1]}, tmp_path, monkeypatch)
 
 
 def test_book_builds_from_the_executed_notebook(smoke_run, tmp_path):

@@ -8,7 +8,6 @@ second experiment varies one subgroup's share and positive rate in the training 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import math
@@ -20,7 +19,6 @@ import pandas as pd
 
 from ..metrics import AUC_METRICS, bias_metrics, bootstrap_auc_ci, power_mean
 from ..notebook import (
-    ParameterError,
     RunStore,
     StudyParams,
     bad,
@@ -31,6 +29,7 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
+from ._common import check_classifier_and_device, quiet_transformers
 
 DATASETS = ("redditbias", "jigsaw", "measuring-hate-speech")
 SCHEDULERS = ("constant", "linear", "plateau")
@@ -370,18 +369,6 @@ def _run_key(params: DPBiasParams, spec: dict, data_hash: str, model_hash: Any) 
     )
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
 def train_and_score(params: DPBiasParams, spec: dict, data: pd.DataFrame) -> dict:
     """Train one model as ``spec`` says and score the test split; a JSON-able record."""
     from ..models import load_model
@@ -402,7 +389,7 @@ def train_and_score(params: DPBiasParams, spec: dict, data: pd.DataFrame) -> dic
     test = data[data.split == "test"]
     t0 = time.perf_counter()
     set_seed(spec["seed"])  # the classifier head is initialised at load
-    with _quiet_transformers():  # its "classifier weights newly initialised" report
+    with quiet_transformers():  # its "classifier weights newly initialised" report
         model, tok = load_model(params.model, "classification", num_labels=2, device=params.device)
     config = train_config(params, spec["epsilon"], spec["seed"])
     result = train_classifier(model, tok, train, config, validation=validation)
@@ -794,17 +781,7 @@ def distribution_summary(changes: pd.DataFrame, group: str) -> pd.DataFrame:
 
 def fail_early(params: DPBiasParams) -> None:
     """Checks that need no data: the model/task pairing and the device."""
-    import torch
-
-    from ..models import BUILTIN_MODELS
-
-    if (
-        params.model in BUILTIN_MODELS
-        and "classification" not in BUILTIN_MODELS[params.model].tasks
-    ):
-        raise ParameterError(f"parameter MODEL = {params.model!r} is not a classifier model")
-    if params.device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
+    check_classifier_and_device(params.model, params.device)
 
 
 # slopes below this (AUC per 10 points of share) are reported as flat: with one or two

@@ -1,0 +1,38 @@
+"""What the study experiments share: loading a classifier quietly and the checks that
+need no data."""
+
+from __future__ import annotations
+
+import contextlib
+
+from ..notebook import ParameterError
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' logging (e.g. "classifier weights newly initialised",
+    expected when a head is added) and its loading progress bars for the duration."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars, one per model
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def check_classifier_and_device(model: str, device: str | None) -> None:
+    """A built-in model must support classification; DEVICE 'cuda' needs a CUDA device."""
+    import torch
+
+    from ..models import BUILTIN_MODELS
+
+    if model in BUILTIN_MODELS and "classification" not in BUILTIN_MODELS[model].tasks:
+        raise ParameterError(f"parameter MODEL = {model!r} is not a classifier model")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")

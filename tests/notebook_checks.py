@@ -1,0 +1,36 @@
+"""Checks every study notebook's tests share: run a profile, and a bad parameter that
+must stop the notebook in its first cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from privbias_lib.studies import Study, execute, load_profile
+
+
+def run_smoke(study: Study, tmp_path_factory) -> Path:
+    """Execute ``study``'s smoke profile into a fresh folder; returns the folder."""
+    out = tmp_path_factory.mktemp("runs") / study.key / "smoke"
+    execute(study, "smoke", out)
+    return out
+
+
+def assert_bad_parameter_stops_early(study: Study, changes: dict, tmp_path, monkeypatch):
+    """With ``changes`` applied to the smoke profile the notebook fails in its first
+    three cells (parameters, injected parameters, validation) with a message naming
+    every changed parameter, and writes no results."""
+    import papermill
+
+    bad = {**load_profile(study, "smoke"), **changes}
+    monkeypatch.setattr("privbias_lib.studies.load_profile", lambda s, name: bad)
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        execute(study, "smoke", tmp_path)
+    for name in changes:
+        assert name in str(err.value)
+    executed = nbformat.read(tmp_path / f"{study.key}.ipynb", as_version=4)
+    ran = [c for c in executed.cells if c.cell_type == "code" and c.execution_count]
+    assert len(ran) <= 3
+    assert not (tmp_path / "results.csv").exists()
