@@ -62,6 +62,7 @@ def test_notebook_parameters_cell_holds_the_cpu_profile():
     "changes, name",
     [
         ({"TASKS": ["cola"]}, "TASKS"),
+        ({"CURVE_TASKS": ["sst2", "sst2"]}, "CURVE_TASKS"),
         ({"DELTAS": [0]}, "DELTAS"),
         ({"TARGET_EPSILON": -1}, "TARGET_EPSILON"),
         ({"CURVE_METHODS": ["edgeworth", "rdp"]}, "CURVE_METHODS"),
@@ -76,6 +77,26 @@ def test_notebook_parameters_cell_holds_the_cpu_profile():
 def test_bad_parameters_are_named(changes, name):
     with pytest.raises(ParameterError, match=name):
         ew_tune.EWTuneParams.from_mapping(profile("smoke", **changes))
+
+
+def test_train_config_follows_the_parameters():
+    from privbias_lib.training import LoRA, TopLayers
+
+    cpu = ew_tune.EWTuneParams.from_mapping(profile("cpu"))
+    private = ew_tune.train_config(cpu, "edgeworth", seed=3)
+    assert private.learning_rate == cpu.learning_rate and private.seed == 3
+    assert private.privacy.accountant == "edgeworth" and private.privacy.bound_accountant == "pld"
+    assert private.privacy.target_epsilon == cpu.train_epsilon and private.privacy.poisson_sampling
+    assert isinstance(private.trainable, TopLayers) and private.trainable.cache_frozen
+    plain = ew_tune.train_config(cpu, None, seed=3)
+    assert plain.privacy is None and plain.learning_rate == cpu.non_private_learning_rate
+    smoke = ew_tune.EWTuneParams.from_mapping(profile("smoke"))
+    assert ew_tune.train_config(smoke, None, 0).learning_rate == smoke.learning_rate
+    lora = ew_tune.train_config(smoke, "prv", 0).trainable
+    assert isinstance(lora, LoRA) and lora.rank == smoke.lora_rank
+    assert lora.target_modules == tuple(smoke.lora_targets)
+    runs = ew_tune.plan_runs(cpu)
+    assert len(runs) == 4 * len(cpu.seeds) and runs[0]["accountant"] is None
 
 
 # --- EW-Tune's numbers, reproduced ------------------------------------------------------------

@@ -86,7 +86,7 @@ class EWTuneParams(StudyParams):
     deltas: list = dataclasses.field(default_factory=lambda: [1e-5, 1e-6])
     target_epsilon: float = 8.0
     curve_methods: list = dataclasses.field(default_factory=lambda: list(METHODS))
-    curve_task: str = "sst2"
+    curve_tasks: list = dataclasses.field(default_factory=lambda: list(TASK_SIZES))
     curve_steps: list = dataclasses.field(default_factory=list)
     curve_sigmas: list = dataclasses.field(default_factory=list)
     audit_sample_rates: list = dataclasses.field(default_factory=list)
@@ -110,6 +110,7 @@ class EWTuneParams(StudyParams):
     batch_size: int = 64
     physical_batch_size: int | None = None
     learning_rate: float = 1e-3
+    non_private_learning_rate: float | None = None
     max_grad_norm: float = 1.0
     train_epsilon: float = 8.0
     train_delta: float | None = 1e-5
@@ -130,7 +131,8 @@ class EWTuneParams(StudyParams):
         for needed in ("edgeworth", AUDITOR):
             if needed not in self.curve_methods:
                 raise bad("CURVE_METHODS", self.curve_methods, f"a list including {needed!r}")
-        check_choice("CURVE_TASK", self.curve_task, list(TASK_SIZES))
+        for t in check_list("CURVE_TASKS", self.curve_tasks):
+            check_choice("CURVE_TASKS", t, list(TASK_SIZES))
         for s in check_list("CURVE_STEPS", self.curve_steps):
             check_int("CURVE_STEPS", s, 1)
         for s in check_list("CURVE_SIGMAS", self.curve_sigmas):
@@ -168,6 +170,10 @@ class EWTuneParams(StudyParams):
         if self.physical_batch_size is not None:
             check_int("PHYSICAL_BATCH_SIZE", self.physical_batch_size, 1)
         check_number("LEARNING_RATE", self.learning_rate, low=0, open_low=True)
+        if self.non_private_learning_rate is not None:
+            check_number(
+                "NON_PRIVATE_LEARNING_RATE", self.non_private_learning_rate, low=0, open_low=True
+            )
         check_number("MAX_GRAD_NORM", self.max_grad_norm, low=0, open_low=True)
         check_number("TRAIN_EPSILON", self.train_epsilon, low=0, open_low=True, high=100)
         if self.train_delta is not None:
@@ -209,32 +215,36 @@ def _timed_epsilon(q: float, sigma: float, steps: int, delta: float, method: str
 
 
 def epsilon_curves(params: EWTuneParams) -> pd.DataFrame:
-    """Epsilon of every method in ``CURVE_METHODS`` at ``CURVE_TASK``'s sampling rate and
-    the first delta: against the steps (at EW-Tune's Edgeworth sigma for that task, or
-    1.0 if the paper has none) and against sigma (at the task's step count). Tidy: curve,
-    method, kind, q, steps, sigma, delta, epsilon, seconds, error."""
-    q, steps = task_setting(params.curve_task)
+    """Epsilon of every method in ``CURVE_METHODS`` at each of ``CURVE_TASKS``' sampling
+    rate and the first delta: against the steps (at EW-Tune's Edgeworth sigma for that
+    task, at that delta where it has one, else the first one, or 1.0 if the paper has
+    none) and against sigma (at the task's step count). Tidy: task, curve, method, kind,
+    q, steps, sigma, delta, epsilon, seconds, error."""
     delta = params.deltas[0]
     paper = paper_table()
-    ew = paper[(paper.task == params.curve_task) & (paper.method == "edgeworth")]
-    sigma = float(ew.sigma.iloc[0]) if len(ew) else 1.0
     rows = []
-    grid = [("steps", s, sigma) for s in params.curve_steps]
-    grid += [("sigma", steps, s) for s in params.curve_sigmas]
-    for curve, t, s in grid:
-        for m in params.curve_methods:
-            rows.append(
-                {
-                    "curve": f"vs {curve}",
-                    "method": m,
-                    "kind": METHODS[m].kind,
-                    "q": q,
-                    "steps": int(t),
-                    "sigma": float(s),
-                    "delta": delta,
-                    **_timed_epsilon(q, s, int(t), delta, m),
-                }
-            )
+    for task in params.curve_tasks:
+        q, steps = task_setting(task)
+        ew = paper[(paper.task == task) & (paper.method == "edgeworth")]
+        at_delta = ew[ew.delta == delta]
+        sigma = float((at_delta if len(at_delta) else ew).sigma.iloc[0]) if len(ew) else 1.0
+        grid = [("steps", s, sigma) for s in params.curve_steps]
+        grid += [("sigma", steps, s) for s in params.curve_sigmas]
+        for curve, t, s in grid:
+            for m in params.curve_methods:
+                rows.append(
+                    {
+                        "task": task,
+                        "curve": f"vs {curve}",
+                        "method": m,
+                        "kind": METHODS[m].kind,
+                        "q": q,
+                        "steps": int(t),
+                        "sigma": float(s),
+                        "delta": delta,
+                        **_timed_epsilon(q, s, int(t), delta, m),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -392,7 +402,9 @@ def _has_pairs(data: pd.DataFrame) -> bool:
 
 def train_config(params: EWTuneParams, accountant: str | None, seed: int):
     """Fixed epochs, AdamW, constant learning rate; DP-SGD with Poisson sampling and
-    the noise ``accountant`` calibrates for ``TRAIN_EPSILON`` (PLD bounds every run)."""
+    the noise ``accountant`` calibrates for ``TRAIN_EPSILON`` (PLD bounds every run).
+    ``accountant`` None trains non-privately, at ``NON_PRIVATE_LEARNING_RATE`` when set
+    (clipped, noisy DP steps usually want a larger rate than plain ones)."""
     from ..training import LoRA, PrivacyConfig, TopLayers, TrainConfig
 
     privacy = None
@@ -412,9 +424,12 @@ def train_config(params: EWTuneParams, accountant: str | None, seed: int):
         )
     else:
         trainable = TopLayers(params.top_layers, cache_frozen=True)
+    lr = params.learning_rate
+    if accountant is None and params.non_private_learning_rate is not None:
+        lr = params.non_private_learning_rate
     return TrainConfig(
         trainable=trainable,
-        learning_rate=params.learning_rate,
+        learning_rate=lr,
         epochs=params.epochs,
         batch_size=params.batch_size,
         physical_batch_size=params.physical_batch_size,
@@ -653,21 +668,30 @@ def tidy_results(
 
 
 def plot_curves(curves: pd.DataFrame):
-    """Epsilon against steps and against sigma per accountant; estimates dashed."""
+    """Epsilon against steps (top row) and against sigma (bottom row) per accountant,
+    one column per task; estimates dashed, upper bounds solid."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (curve, x) in zip(axes, [("vs steps", "steps"), ("vs sigma", "sigma")], strict=True):
-        part = curves[curves.curve == curve]
-        sns.lineplot(
-            data=part, x=x, y="epsilon", hue="method", style="kind", markers=True,
-            dashes={"upper bound": "", "estimate": (3, 2)}, ax=ax,
-        )  # fmt: skip
-        ax.set_title(f"epsilon {curve}")
-        if x == "steps":
-            ax.set_xscale("log")
-        ax.legend(fontsize=8)
+    tasks = list(dict.fromkeys(curves.task))
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks) + 1.5, 6.8), squeeze=False)
+    for col, task in enumerate(tasks):
+        for row, (curve, x) in enumerate([("vs steps", "steps"), ("vs sigma", "sigma")]):
+            ax = axes[row, col]
+            part = curves[(curves.task == task) & (curves.curve == curve)]
+            sns.lineplot(
+                data=part, x=x, y="epsilon", hue="method", style="kind", markers=True,
+                dashes={"upper bound": "", "estimate": (3, 2)}, ax=ax,
+                legend=col == len(tasks) - 1 and row == 0,
+            )  # fmt: skip
+            q, fixed = part.q.iloc[0], part.sigma.iloc[0] if x == "steps" else part.steps.iloc[0]
+            what = "sigma" if x == "steps" else "T"
+            ax.set_title(f"{task}: q={q:.4f}, {what}={fixed:g}", fontsize=10)
+            if x == "steps":
+                ax.set_xscale("log")
+    handles = axes[0, -1].get_legend()
+    if handles is not None:
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.tight_layout()
     return fig
 
