@@ -72,6 +72,7 @@ def test_notebook_parameters_cell_holds_the_cpu_profile():
         ({"SEEDS": [0, 0]}, "SEEDS"),
         ({"DATA_SOURCE": "nyu-mll/glue"}, "DATA_SOURCE"),  # RedditBias is offline
         ({"BATCH_SIZE": "64"}, "BATCH_SIZE"),
+        ({"BATCH_SIZE": 512}, "BATCH_SIZE"),  # more than MAX_TRAIN_EXAMPLES
     ],
 )
 def test_bad_parameters_are_named(changes, name):
@@ -83,18 +84,21 @@ def test_train_config_follows_the_parameters():
     from privbias_lib.training import LoRA, TopLayers
 
     cpu = ew_tune.EWTuneParams.from_mapping(profile("cpu"))
-    private = ew_tune.train_config(cpu, "edgeworth", seed=3)
+    private = ew_tune.train_config(cpu, "edgeworth", seed=3, n_train=9169)
     assert private.learning_rate == cpu.learning_rate and private.seed == 3
     assert private.privacy.accountant == "edgeworth" and private.privacy.bound_accountant == "pld"
     assert private.privacy.target_epsilon == cpu.train_epsilon and private.privacy.poisson_sampling
     assert isinstance(private.trainable, TopLayers) and private.trainable.cache_frozen
-    plain = ew_tune.train_config(cpu, None, seed=3)
+    assert private.max_steps == cpu.epochs * (9169 // cpu.batch_size)  # EW-Tune's T
+    plain = ew_tune.train_config(cpu, None, seed=3, n_train=9169)
     assert plain.privacy is None and plain.learning_rate == cpu.non_private_learning_rate
     smoke = ew_tune.EWTuneParams.from_mapping(profile("smoke"))
-    assert ew_tune.train_config(smoke, None, 0).learning_rate == smoke.learning_rate
-    lora = ew_tune.train_config(smoke, "prv", 0).trainable
+    assert ew_tune.train_config(smoke, None, 0, 192).learning_rate == smoke.learning_rate
+    lora = ew_tune.train_config(smoke, "prv", 0, 192).trainable
     assert isinstance(lora, LoRA) and lora.rank == smoke.lora_rank
     assert lora.target_modules == tuple(smoke.lora_targets)
+    with pytest.raises(ParameterError, match="BATCH_SIZE"):
+        ew_tune.train_steps(cpu, cpu.batch_size - 1)
     runs = ew_tune.plan_runs(cpu)
     assert len(runs) == 4 * len(cpu.seeds) and runs[0]["accountant"] is None
 
@@ -126,6 +130,14 @@ def test_paper_table_and_its_headline_noise_reduction():
         for t, d in {(t, d) for t, d, _ in paper.index}
     ]
     assert max(cuts) == pytest.approx(cut)
+
+
+def test_paper_gains_are_read_from_its_logs():
+    gains = ew_tune.paper_gains()
+    assert gains.loc[("mnli", 1e-6), "edgeworth_minus_rdp"] == pytest.approx(80.76 - 80.33)
+    assert gains.max().max() == pytest.approx(0.43)  # the largest logged gain
+    behind = (gains < 0).any(axis=1)
+    assert behind.sum() == 4  # Edgeworth's model behind a baseline in 4 of 7 settings
 
 
 def test_our_edgeworth_sigma_reproduces_ew_tunes_logs():
@@ -220,6 +232,8 @@ def test_glue_pairs_train_through_the_hub_code_path(tmp_path):
     assert (
         record["privacy"]["accountant"] == "prv" and record["privacy"]["bound_accountant"] == "pld"
     )
+    other = data.assign(text_pair=data.text_pair + " (changed)")
+    assert ew_tune.data_fingerprint(other) != ew_tune.data_fingerprint(data)
     mnli = ew_tune.EWTuneParams.from_mapping(profile("smoke", DATASET="glue", GLUE_TASK="mnli"))
     assert mnli.num_labels == 3
 
@@ -236,25 +250,35 @@ def test_smoke_sigma_ordering_and_reductions(smoke_run):
     params = load_profile(STUDY, "smoke")
     sigmas = pd.read_csv(smoke_run / "sigma_table.csv")
     assert set(sigmas.task) == set(params["TASKS"])
-    for r in sigmas.itertuples():
-        assert r.sigma_edgeworth < r.sigma_prv < r.sigma_rdp, r.task
-        assert r.reduction_vs_prv_pct == pytest.approx(
-            100 * (r.sigma_prv - r.sigma_edgeworth) / r.sigma_prv
-        )
-    # the same sigmas are in results.csv, named by the accountant that calibrated them
     results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
     cal = results[results.part == "calibration"]
+    for r in sigmas.itertuples():
+        assert r.sigma_edgeworth < r.sigma_prv < r.sigma_rdp, r.task
+        # the reduction, recomputed from the sigmas results.csv holds for this setting
+        here = cal[cal.setting == f"{r.task} delta={r.delta}"].set_index("method").value
+        assert r.reduction_vs_prv_pct == pytest.approx(
+            100 * (here["prv"] - here["edgeworth"]) / here["prv"]
+        )
+        assert here["edgeworth"] == pytest.approx(
+            noise_multiplier(8.0, *ew_tune.task_setting(r.task), r.delta, "edgeworth")
+        )
     assert len(cal) == 3 * len(params["TASKS"]) * len(params["DELTAS"])
     assert set(cal.accountant) == {"edgeworth (estimate)", "prv (upper bound)", "rdp (upper bound)"}
 
 
 def test_smoke_audit_shows_edgeworth_below_pld(smoke_run):
     audit = pd.read_csv(smoke_run / "audit.csv")
+    params = load_profile(STUDY, "smoke")
+    settings = len(params["TASKS"]) * len(params["DELTAS"])
     ours = audit[(audit.source == "ours") & (audit.method == "edgeworth")]
+    assert len(ours) == settings
     assert (ours.epsilon_edgeworth.round(3) <= 8.0).all()
     assert (ours.epsilon_pld > 8.05).all()  # the estimate under-counts at these settings
     bounds = audit[(audit.source == "ours") & audit.method.isin(["prv", "rdp"])]
+    assert len(bounds) == 2 * settings
     assert (bounds.epsilon_pld <= 8.0 * 1.001).all()  # rigorous calibrations hold
+    # EW-Tune's own sigmas are audited too (both smoke tasks have them at delta 1e-5)
+    assert len(audit[audit.source == "paper"]) == 3 * settings
 
 
 def test_smoke_every_trained_model_has_a_pld_epsilon(smoke_run):
@@ -296,4 +320,5 @@ def test_smoke_notebook_output_is_not_flooded_by_progress_bars(smoke_run):
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "Loading weights" not in text
-    assert "already finished" in text
+    runs = len(ew_tune.plan_runs(ew_tune.EWTuneParams.from_mapping(profile("smoke"))))
+    assert f"{runs} training runs (0 already finished" in text  # a fresh run trained all

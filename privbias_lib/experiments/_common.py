@@ -36,3 +36,17 @@ def check_classifier_and_device(model: str, device: str | None) -> None:
         raise ParameterError(f"parameter MODEL = {model!r} is not a classifier model")
     if device == "cuda" and not torch.cuda.is_available():
         raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
+
+
+def run_environment(device: str | None) -> dict:
+    """What a stored run also depends on beyond its parameters: the device it ran on (None
+    resolved as training resolves it) and the versions of the numeric libraries."""
+    from importlib.metadata import version
+
+    import torch
+
+    resolved = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return {
+        "device": resolved,
+        **{p: version(p) for p in ("torch", "opacus", "dp-accounting", "transformers", "peft")},
+    }

@@ -29,7 +29,7 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
-from ._common import check_classifier_and_device, quiet_transformers
+from ._common import check_classifier_and_device, quiet_transformers, run_environment
 
 DATASETS = ("redditbias", "jigsaw", "measuring-hate-speech")
 SCHEDULERS = ("constant", "linear", "plateau")
@@ -359,6 +359,7 @@ def _run_key(params: DPBiasParams, spec: dict, data_hash: str, model_hash: Any) 
             "data": data_hash,
             "model": [params.model, model_hash],
             "version": __version__,
+            "where": run_environment(params.device),
             # only the distribution runs depend on how their training set is drawn
             **(
                 {"dist": [params.dist_group, params.dist_train_size]}

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..accounting import METHODS, epsilon, is_upper_bound, noise_multiplier
 from ..notebook import (
+    ParameterError,
     RunStore,
     StudyParams,
     bad,
@@ -28,7 +29,7 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
-from ._common import check_classifier_and_device, quiet_transformers
+from ._common import check_classifier_and_device, quiet_transformers, run_environment
 
 # EW-Tune's training sets, batch and epochs: q = B / N, T = EPOCHS * floor(N / B)
 TASK_SIZES = {"mnli": 392_702, "qnli": 104_743, "qqp": 363_849, "sst2": 67_349}
@@ -167,6 +168,9 @@ class EWTuneParams(StudyParams):
         check_int("MAX_LENGTH", self.max_length, 8)
         check_int("EPOCHS", self.epochs, 1)
         check_int("BATCH_SIZE", self.batch_size, 2)
+        if self.max_train_examples is not None and self.batch_size > self.max_train_examples:
+            raise bad("BATCH_SIZE", self.batch_size, f"at most MAX_TRAIN_EXAMPLES = "
+                      f"{self.max_train_examples}")  # fmt: skip
         if self.physical_batch_size is not None:
             check_int("PHYSICAL_BATCH_SIZE", self.physical_batch_size, 1)
         check_number("LEARNING_RATE", self.learning_rate, low=0, open_low=True)
@@ -216,10 +220,10 @@ def _timed_epsilon(q: float, sigma: float, steps: int, delta: float, method: str
 
 def epsilon_curves(params: EWTuneParams) -> pd.DataFrame:
     """Epsilon of every method in ``CURVE_METHODS`` at each of ``CURVE_TASKS``' sampling
-    rate and the first delta: against the steps (at EW-Tune's Edgeworth sigma for that
-    task, at that delta where it has one, else the first one, or 1.0 if the paper has
-    none) and against sigma (at the task's step count). Tidy: task, curve, method, kind,
-    q, steps, sigma, delta, epsilon, seconds, error."""
+    rate and the first delta: against the steps (``CURVE_STEPS`` and the task's T, at
+    EW-Tune's Edgeworth sigma for that task, at that delta where it has one, else the
+    first one, or 1.0 if the paper has none) and against sigma (at the task's T).
+    Tidy: task, curve, method, kind, q, steps, sigma, delta, epsilon, seconds, error."""
     delta = params.deltas[0]
     paper = paper_table()
     rows = []
@@ -228,7 +232,7 @@ def epsilon_curves(params: EWTuneParams) -> pd.DataFrame:
         ew = paper[(paper.task == task) & (paper.method == "edgeworth")]
         at_delta = ew[ew.delta == delta]
         sigma = float((at_delta if len(at_delta) else ew).sigma.iloc[0]) if len(ew) else 1.0
-        grid = [("steps", s, sigma) for s in params.curve_steps]
+        grid = [("steps", s, sigma) for s in sorted({*params.curve_steps, steps})]
         grid += [("sigma", steps, s) for s in params.curve_sigmas]
         for curve, t, s in grid:
             for m in params.curve_methods:
@@ -248,6 +252,16 @@ def epsilon_curves(params: EWTuneParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _calibrated(target: float, q: float, steps: int, delta: float, method: str):
+    """(sigma, "") or (NaN, the reason) when ``method`` cannot reach the target."""
+    from ..accounting import AccountingError
+
+    try:
+        return noise_multiplier(target, q, steps, delta, method), ""
+    except (AccountingError, ValueError) as e:
+        return math.nan, str(e)
+
+
 def calibration_table(params: EWTuneParams) -> pd.DataFrame:
     """The sigma each of EW-Tune's accountants needs for ``TARGET_EPSILON`` at each task
     and delta, beside the sigma in EW-Tune's logs. Tidy: task, delta, q, steps, method,
@@ -259,7 +273,7 @@ def calibration_table(params: EWTuneParams) -> pd.DataFrame:
         for delta in params.deltas:
             for m in CALIBRATED:
                 start = time.perf_counter()
-                sigma = noise_multiplier(params.target_epsilon, q, steps, delta, m)
+                sigma, error = _calibrated(params.target_epsilon, q, steps, delta, m)
                 rows.append(
                     {
                         "task": task,
@@ -271,6 +285,7 @@ def calibration_table(params: EWTuneParams) -> pd.DataFrame:
                         "sigma": sigma,
                         "paper_sigma": paper.get((task, delta, m), np.nan),
                         "seconds": time.perf_counter() - start,
+                        "error": error,
                     }
                 )
     return pd.DataFrame(rows)
@@ -336,8 +351,13 @@ def finetune_audit(params: EWTuneParams, delta: float | None = None) -> pd.DataF
     for q in params.audit_sample_rates:
         for steps in params.audit_steps:
             for target in params.audit_epsilons:
-                s_ew = noise_multiplier(target, q, steps, delta, "edgeworth")
-                eps_pld = epsilon(q, s_ew, steps, delta, AUDITOR)
+                s_ew, error = _calibrated(target, q, steps, delta, "edgeworth")
+                s_pld, error_pld = _calibrated(target, q, steps, delta, AUDITOR)
+                eps_pld = (
+                    _timed_epsilon(q, s_ew, steps, delta, AUDITOR)["epsilon"]
+                    if np.isfinite(s_ew)
+                    else math.nan
+                )
                 rows.append(
                     {
                         "q": q,
@@ -347,7 +367,8 @@ def finetune_audit(params: EWTuneParams, delta: float | None = None) -> pd.DataF
                         "sigma_edgeworth": s_ew,
                         "epsilon_pld": eps_pld,
                         "relative_error": (eps_pld - target) / eps_pld,
-                        "sigma_pld": noise_multiplier(target, q, steps, delta, AUDITOR),
+                        "sigma_pld": s_pld,
+                        "error": "; ".join(e for e in (error, error_pld) if e),
                     }
                 )
     return pd.DataFrame(rows)
@@ -396,12 +417,32 @@ def load_training_data(params: EWTuneParams) -> pd.DataFrame:
     return out
 
 
+def data_fingerprint(data: pd.DataFrame) -> str:
+    """Hash of everything a run reads from the data, second sentences of pairs included."""
+    cols = data[["id", "text", "label", "split"]].assign(
+        text_pair=data["text_pair"].fillna("") if "text_pair" in data else ""
+    )
+    return frame_hash(cols)
+
+
 def _has_pairs(data: pd.DataFrame) -> bool:
     return "text_pair" in data.columns and data.text_pair.notna().any()
 
 
-def train_config(params: EWTuneParams, accountant: str | None, seed: int):
-    """Fixed epochs, AdamW, constant learning rate; DP-SGD with Poisson sampling and
+def train_steps(params: EWTuneParams, n_train: int) -> int:
+    """EW-Tune's step count for ``n_train`` examples: EPOCHS * floor(N / BATCH_SIZE), the
+    T its accounting (and Part A) uses."""
+    if n_train < params.batch_size:
+        raise ParameterError(
+            f"parameter BATCH_SIZE = {params.batch_size} is larger than the {n_train} "
+            "training examples"
+        )
+    return params.epochs * (n_train // params.batch_size)
+
+
+def train_config(params: EWTuneParams, accountant: str | None, seed: int, n_train: int):
+    """EW-Tune's T = EPOCHS * floor(N / B) steps, AdamW, constant learning rate; DP-SGD
+    with Poisson sampling and
     the noise ``accountant`` calibrates for ``TRAIN_EPSILON`` (PLD bounds every run).
     ``accountant`` None trains non-privately, at ``NON_PRIVATE_LEARNING_RATE`` when set
     (clipped, noisy DP steps usually want a larger rate than plain ones)."""
@@ -431,6 +472,7 @@ def train_config(params: EWTuneParams, accountant: str | None, seed: int):
         trainable=trainable,
         learning_rate=lr,
         epochs=params.epochs,
+        max_steps=train_steps(params, n_train),
         batch_size=params.batch_size,
         physical_batch_size=params.physical_batch_size,
         max_length=params.max_length,
@@ -468,7 +510,7 @@ def train_and_evaluate(params: EWTuneParams, spec: dict, data: pd.DataFrame) -> 
         model, tok = load_model(
             params.model, "classification", num_labels=params.num_labels, device=params.device
         )
-    config = train_config(params, spec["accountant"], spec["seed"])
+    config = train_config(params, spec["accountant"], spec["seed"], len(train))
     result = train_classifier(
         model,
         tok,
@@ -498,14 +540,16 @@ def run_training(
     from .. import __version__
     from ..models import model_fingerprint
 
-    data_hash = frame_hash(data[["id", "text", "label", "split"]])
+    data_hash = data_fingerprint(data)
     model_hash = model_fingerprint(params.model)["sha256"]
+    n_train = int((data.split == "train").sum())
     out = []
     for spec in tqdm(plan_runs(params), desc="study 2 runs", disable=not progress):
-        cfg = train_config(params, spec["accountant"], spec["seed"]).to_dict()
+        cfg = train_config(params, spec["accountant"], spec["seed"], n_train).to_dict()
         key = stable_hash(
             {"spec": spec, "config": cfg, "data": data_hash, "model": [params.model, model_hash],
-             "labels": params.num_labels, "version": __version__}
+             "labels": params.num_labels, "version": __version__,
+             "where": run_environment(params.device)}
         )  # fmt: skip
         record = store.get(key)
         if record is None:
@@ -599,6 +643,7 @@ def tidy_results(
                 metric="sigma",
                 value=calibration.sigma,
                 accountant=calibration.method + " (" + calibration.kind + ")",
+                reason=calibration.get("error", ""),
             )
         )
     if len(audit):
@@ -613,33 +658,46 @@ def tidy_results(
         frames.append(
             long.assign(
                 part="audit",
-                setting=lambda d: d.task + " delta=" + d.delta.astype(str),
+                setting=lambda d: (
+                    d.task
+                    + " delta="
+                    + d.delta.astype(str)
+                    + " sigma="
+                    + d.sigma.round(6).astype(str)
+                ),
                 accountant=long.metric.map(by),
                 metric="epsilon",
             )
         )
     if len(finetune):
-        long = finetune.melt(
-            id_vars=["q", "steps", "delta", "target"],
-            value_vars=["sigma_edgeworth", "epsilon_pld", "sigma_pld"],
-            var_name="metric",
-            value_name="value",
-        )
-        frames.append(
-            long.assign(
-                part="finetune_audit",
-                setting=lambda d: (
-                    "q="
-                    + d.q.astype(str)
-                    + " T="
-                    + d.steps.astype(str)
-                    + " target="
-                    + d.target.astype(str)
-                ),
-                method="edgeworth",
-                accountant=np.where(long.metric == "epsilon_pld", "pld (upper bound)", ""),
+        # per grid cell: Edgeworth's sigma, PLD's epsilon at it, PLD's own sigma, the error
+        items = [
+            ("sigma", "sigma_edgeworth", "edgeworth", "edgeworth (estimate)"),
+            ("epsilon", "epsilon_pld", "edgeworth", "pld (upper bound)"),
+            ("relative_error", "relative_error", "edgeworth", ""),
+            ("sigma", "sigma_pld", "pld", "pld (upper bound)"),
+        ]
+        for metric, col, method, acc in items:
+            frames.append(
+                finetune.assign(
+                    part="finetune_audit",
+                    setting=lambda d: (
+                        "q="
+                        + d.q.astype(str)
+                        + " T="
+                        + d.steps.astype(str)
+                        + " delta="
+                        + d.delta.astype(str)
+                        + " target="
+                        + d.target.astype(str)
+                    ),
+                    method=method,
+                    metric=metric,
+                    value=finetune[col],
+                    accountant=acc,
+                    reason=finetune.get("error", ""),
+                )
             )
-        )
     if len(training):
         frames.append(training.assign(setting="training"))
     cols = ["part", "run", "setting", "method", "source", "seed", "subgroup", "metric", "value",
@@ -686,7 +744,8 @@ def plot_curves(curves: pd.DataFrame):
             )  # fmt: skip
             q, fixed = part.q.iloc[0], part.sigma.iloc[0] if x == "steps" else part.steps.iloc[0]
             what = "sigma" if x == "steps" else "T"
-            ax.set_title(f"{task}: q={q:.4f}, {what}={fixed:g}", fontsize=10)
+            delta = part.delta.iloc[0]
+            ax.set_title(f"{task}: q={q:.4f}, {what}={fixed:g}, δ={delta:g}", fontsize=10)
             if x == "steps":
                 ax.set_xscale("log")
     handles = axes[0, -1].get_legend()
@@ -747,17 +806,40 @@ def describe_audit(audit: pd.DataFrame, finetune: pd.DataFrame, target: float) -
     for method in ("prv", "rdp"):
         part = audit[(audit.method == method) & (audit.source == "ours")]
         if len(part):
+            hi = part.epsilon_pld.max()
+            within = "within" if hi <= target * 1.001 else "ABOVE"
             lines.append(
                 f"The noise {method.upper()} calibrates gives, by PLD, epsilon "
-                f"{part.epsilon_pld.min():.2f} to {part.epsilon_pld.max():.2f} "
-                f"(at most the target: {method.upper()} is an upper bound)."
+                f"{part.epsilon_pld.min():.2f} to {hi:.2f}: {within} the target."
             )
-    if len(finetune):
-        ok = finetune[finetune.relative_error.abs() <= 0.02]
-        worst = finetune.loc[finetune.relative_error.idxmax()]
-        lines.append(
-            f"Fine-tuning grid: Edgeworth is within 2% of PLD in {len(ok)} of {len(finetune)} "
-            f"settings; its largest under-count is {100 * worst.relative_error:.1f}% of the "
-            f"PLD epsilon (q={worst.q:g}, T={int(worst.steps)}, target {worst.target:g})."
+    grid = finetune.dropna(subset=["relative_error"]) if len(finetune) else finetune
+    if len(grid):
+        ok = grid[grid.relative_error.abs() <= 0.02]
+        under = grid[grid.relative_error > 0.02]
+        text = (
+            f"Fine-tuning grid: Edgeworth is within 2% of PLD in {len(ok)} of {len(grid)} "
+            f"settings and under-counts by more in {len(under)}"
         )
+        if len(under):
+            worst = under.loc[under.relative_error.idxmax()]
+            text += (
+                f"; the largest under-count is {100 * worst.relative_error:.1f}% of the PLD "
+                f"epsilon (q={worst.q:g}, T={int(worst.steps)}, target {worst.target:g})"
+            )
+        over = grid[grid.relative_error < -0.02]
+        if len(over):
+            text += f"; in {len(over)} it over-counts (conservative) by more than 2%"
+        lines.append(text + ".")
     return "\n".join(lines)
+
+
+def paper_gains() -> pd.DataFrame:
+    """From EW-Tune's logs: accuracy (points) of the Edgeworth-noise model minus the PRV
+    and the RDP model, per task and delta."""
+    wide = paper_table().pivot_table(index=["task", "delta"], columns="method", values="accuracy")
+    return pd.DataFrame(
+        {
+            "edgeworth_minus_prv": wide["edgeworth"] - wide["prv"],
+            "edgeworth_minus_rdp": wide["edgeworth"] - wide["rdp"],
+        }
+    )
