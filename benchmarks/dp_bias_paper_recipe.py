@@ -23,7 +23,6 @@ step time.
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 from pathlib import Path
 
@@ -47,54 +46,22 @@ def random_bert_base(tokenizer: Path, folder: Path) -> Path:
 
 def gradient_check(model_name: str, device: str, texts: list[str], labels: list[int]) -> None:
     """DP-SGD's summed per-sample gradient with sigma = 0 equals autograd's, per mode."""
-    import torch
-    from torch import nn
+    from _dp_checks import dropout_off, summed_gradient_errors
 
     from privbias_lib.experiments._common import quiet_transformers
     from privbias_lib.models import load_model
     from privbias_lib.training.batches import encode_classification
-    from privbias_lib.training.engine import _step, make_private, unwrap
 
     with quiet_transformers():
         base, tok = load_model(model_name, "classification", num_labels=2, device=device)
-    for m in base.modules():  # Opacus records activations in train mode: no dropout
-        if isinstance(m, nn.Dropout):
-            m.p = 0.0
-    base.train()
+    dropout_off(base)
     top = f"bert.encoder.layer.{base.config.num_hidden_layers - 1}."
     for name, p in base.named_parameters():  # the study's recipe: top layer + head
         p.requires_grad = name.startswith((top, "bert.pooler", "classifier"))
-    data = encode_classification(tok, texts, labels, 128)
-
-    def loss(m, idx):
-        batch = {k: v.to(device) for k, v in data.batch(idx).items()}
-        y = batch.pop("labels")
-        return nn.functional.cross_entropy(m(**batch).logits, y, reduction="none")
-
-    idx = list(range(len(texts)))
-
-    def flat(model):
-        return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
-
-    plain = copy.deepcopy(base)
-    loss(plain, idx).sum().backward()
-    reference = flat(plain)
-    for mode in ("hooks", "functorch", "ghost"):
-        model = copy.deepcopy(base)
-        params = [p for p in model.parameters() if p.requires_grad]
-        module, opt = make_private(
-            model,
-            torch.optim.SGD(params, lr=0.0),
-            noise_multiplier=0.0,
-            max_grad_norm=1e6,
-            expected_batch_size=len(idx),
-            mode=mode,
-            generator=torch.Generator(device=device).manual_seed(0),
-        )
-        _step(module, opt, loss, idx, 8, mode)
-        dp = flat(model) * len(idx)
-        unwrap(module)
-        err = float((dp - reference).norm() / reference.norm())
+    encoded = encode_classification(tok, texts, labels, 128)
+    for mode, err in summed_gradient_errors(
+        base, encoded, device, ("hooks", "functorch", "ghost")
+    ).items():
         print(f"  {mode:9s} summed per-sample gradient vs autograd: relative error {err:.2e}")
 
 

@@ -22,7 +22,6 @@ SST-2 (660 steps per run, non-private + 3 accountants, 3 seeds) from the measure
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 from pathlib import Path
 
@@ -44,54 +43,22 @@ def random_roberta_base(folder: Path, tokenizer: Path | None) -> Path:
 
 def gradient_check(params, data, device: str) -> None:
     """DP-LoRA's summed per-sample gradient with sigma = 0 equals autograd's."""
-    import torch
-    from torch import nn
+    from _dp_checks import dropout_off, summed_gradient_errors
 
     from privbias_lib.experiments._common import quiet_transformers
     from privbias_lib.experiments.ew_tune import train_config
     from privbias_lib.models import load_model
     from privbias_lib.training.batches import encode_classification
-    from privbias_lib.training.engine import _step, make_private, unwrap
     from privbias_lib.training.trainable import prepare
 
     with quiet_transformers():
         base, tok = load_model(params.model, "classification", num_labels=2, device=device)
-    base = prepare(base, train_config(params, "prv", 0).trainable, "SEQ_CLS")
-    for m in base.modules():  # Opacus records activations in train mode: no dropout
-        if isinstance(m, nn.Dropout):
-            m.p = 0.0
-    base.train()
+    n_train = int((data.split == "train").sum())
+    base = prepare(base, train_config(params, "prv", 0, n_train).trainable, "SEQ_CLS")
+    dropout_off(base)
     sample = data[data.split == "train"].head(32)
     encoded = encode_classification(tok, sample.text.tolist(), sample.label.tolist(), 128)
-
-    def loss(m, idx):
-        batch = {k: v.to(device) for k, v in encoded.batch(idx).items()}
-        y = batch.pop("labels")
-        return nn.functional.cross_entropy(m(**batch).logits, y, reduction="none")
-
-    idx = list(range(len(sample)))
-
-    def flat(model):
-        return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
-
-    plain = copy.deepcopy(base)
-    loss(plain, idx).sum().backward()
-    reference = flat(plain)
-    model = copy.deepcopy(base)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    module, opt = make_private(
-        model,
-        torch.optim.SGD(trainable, lr=0.0),
-        noise_multiplier=0.0,
-        max_grad_norm=1e6,
-        expected_batch_size=len(idx),
-        mode="hooks",
-        generator=torch.Generator(device=device).manual_seed(0),
-    )
-    _step(module, opt, loss, idx, 8, "hooks")
-    dp = flat(model) * len(idx)
-    unwrap(module)
-    err = float((dp - reference).norm() / reference.norm())
+    err = summed_gradient_errors(base, encoded, device, ("hooks",))["hooks"]
     print(f"  DP-LoRA (hooks) summed per-sample gradient vs autograd: relative error {err:.2e}")
 
 
