@@ -177,6 +177,12 @@ def test_paper_numbers_are_transcribed_in_the_papers_layout():
     assert (changes.paper_mean_change < 0).all()
 
 
+def test_too_many_top_layers_fail_before_any_computation():
+    params = dp_bias.DPBiasParams.from_mapping(profile("smoke", TOP_LAYERS=7))  # MiniLM: 6
+    with pytest.raises(ParameterError, match="TOP_LAYERS = 7"):
+        dp_bias.fail_early(params)
+
+
 def test_paper_summary_is_the_jigsaw_formula_by_hand():
     """0.25 overall + 0.75 mean of the three p = -5 power means, from the paper's row."""
     rows = {

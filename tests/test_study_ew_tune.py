@@ -103,6 +103,15 @@ def test_train_config_follows_the_parameters():
     assert len(runs) == 4 * len(cpu.seeds) and runs[0]["accountant"] is None
 
 
+def test_too_many_top_layers_fail_before_any_computation():
+    deep = ew_tune.EWTuneParams.from_mapping(profile("cpu", TOP_LAYERS=7))  # MiniLM has 6
+    with pytest.raises(ParameterError, match=r"TOP_LAYERS = 7 .* at most 6"):
+        ew_tune.fail_early(deep)
+    ew_tune.fail_early(ew_tune.EWTuneParams.from_mapping(profile("cpu", TOP_LAYERS=6)))
+    lora = ew_tune.EWTuneParams.from_mapping(profile("smoke", TOP_LAYERS=7))  # unused by LoRA
+    ew_tune.fail_early(lora)
+
+
 # --- EW-Tune's numbers, reproduced ------------------------------------------------------------
 
 

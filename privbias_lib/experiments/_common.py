@@ -50,3 +50,28 @@ def run_environment(device: str | None) -> dict:
         "device": resolved,
         **{p: version(p) for p in ("torch", "opacus", "dp-accounting", "transformers", "peft")},
     }
+
+
+def check_top_layers(model: str, top_layers: int) -> None:
+    """TOP_LAYERS must not exceed the encoder's layer count, read from the config of a
+    built-in or local model folder (a hub model is checked when it loads)."""
+    import json
+    from pathlib import Path
+
+    from ..models import BUILTIN_MODELS
+
+    folder = None
+    if model in BUILTIN_MODELS:
+        found = BUILTIN_MODELS[model].locate()
+        folder = found if isinstance(found, Path) else None
+    elif Path(model).expanduser().is_dir():
+        folder = Path(model).expanduser()
+    config = folder / "config.json" if folder is not None else None
+    if config is None or not config.is_file():
+        return
+    layers = json.loads(config.read_text()).get("num_hidden_layers")
+    if isinstance(layers, int) and top_layers > layers:
+        raise ParameterError(
+            f"parameter TOP_LAYERS = {top_layers} is invalid: expected at most {layers}, "
+            f"the number of encoder layers of {model!r}"
+        )

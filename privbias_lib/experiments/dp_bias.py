@@ -29,7 +29,12 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
-from ._common import check_classifier_and_device, quiet_transformers, run_environment
+from ._common import (
+    check_classifier_and_device,
+    check_top_layers,
+    quiet_transformers,
+    run_environment,
+)
 
 DATASETS = ("redditbias", "jigsaw", "measuring-hate-speech")
 SCHEDULERS = ("constant", "linear", "plateau")
@@ -781,8 +786,9 @@ def distribution_summary(changes: pd.DataFrame, group: str) -> pd.DataFrame:
 
 
 def fail_early(params: DPBiasParams) -> None:
-    """Checks that need no data: the model/task pairing and the device."""
+    """Checks that need no data: the model/task pairing, the device and TOP_LAYERS."""
     check_classifier_and_device(params.model, params.device)
+    check_top_layers(params.model, params.top_layers)
 
 
 # slopes below this (AUC per 10 points of share) are reported as flat: with one or two

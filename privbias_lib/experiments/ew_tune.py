@@ -29,7 +29,12 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
-from ._common import check_classifier_and_device, quiet_transformers, run_environment
+from ._common import (
+    check_classifier_and_device,
+    check_top_layers,
+    quiet_transformers,
+    run_environment,
+)
 
 # EW-Tune's training sets, batch and epochs: q = B / N, T = EPOCHS * floor(N / B)
 TASK_SIZES = {"mnli": 392_702, "qnli": 104_743, "qqp": 363_849, "sst2": 67_349}
@@ -202,6 +207,8 @@ def fail_early(params: EWTuneParams) -> None:
     """Checks that need no data: the model/task pairing and the device."""
     if params.run_training:
         check_classifier_and_device(params.model, params.device)
+        if params.trainable == "top_layers":
+            check_top_layers(params.model, params.top_layers)
 
 
 # ----------------------------------------------------------------------------- part A
