@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..accounting import METHODS, epsilon, is_upper_bound, noise_multiplier
+from ..accounting import METHODS, epsilon, noise_multiplier
 from ..notebook import (
     ParameterError,
     RunStore,
@@ -790,11 +790,6 @@ def plot_accuracy(training: pd.DataFrame):
     )  # fmt: skip
     grid.set_axis_labels("noise calibrated by", "validation accuracy (%)")
     return grid
-
-
-def is_guarantee(method: str) -> str:
-    """'upper bound' or 'estimate', for the narrative."""
-    return "upper bound" if is_upper_bound(method) else "estimate"
 
 
 def describe_audit(audit: pd.DataFrame, finetune: pd.DataFrame, target: float) -> str:
