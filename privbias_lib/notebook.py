@@ -139,6 +139,14 @@ class RunStore:
             self._path(key), {"key": key, "sha256": stable_hash(payload), "payload": payload}
         )
 
+    def get_or_compute(self, key: str, compute) -> dict:
+        """The stored payload for ``key``, or ``compute()``'s result, stored at once."""
+        payload = self.get(key)
+        if payload is None:
+            payload = compute()
+            self.put(key, payload)
+        return payload
+
     def __len__(self) -> int:
         return len(list(self.folder.glob("*.json"))) if self.folder.is_dir() else 0
 

@@ -34,3 +34,18 @@ def assert_bad_parameter_stops_early(study: Study, changes: dict, tmp_path, monk
     ran = [c for c in executed.cells if c.cell_type == "code" and c.execution_count]
     assert len(ran) <= 3
     assert not (tmp_path / "results.csv").exists()
+
+
+def parameters_cell_values(study: Study) -> dict:
+    """The notebook's single ``parameters`` cell, as {NAME: literal value}; fails if there
+    is not exactly one such cell or it holds anything but assignments of literals."""
+    import ast
+
+    nb = nbformat.read(study.notebook, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    values = {}
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign), "parameters cell: assignments only"
+        values[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
+    return values

@@ -3,7 +3,6 @@ end to end on the smoke profile with papermill."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from notebook_checks import assert_bad_parameter_stops_early, run_smoke
+from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_values, run_smoke
 
 from privbias_lib.accounting import epsilon
 from privbias_lib.experiments import dp_bias
@@ -54,13 +53,7 @@ def _notebook():
 
 
 def test_notebook_has_one_literal_parameters_cell_equal_to_the_cpu_profile():
-    nb = _notebook()
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    values = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign), "parameters cell: assignments only"
-        values[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
+    values = parameters_cell_values(STUDY)
     assert set(values) == set(dp_bias.DPBiasParams.names())
     values.pop("OUTPUT_DIR")
     assert values == load_profile(STUDY, "cpu")
@@ -272,6 +265,9 @@ def test_run_store_ignores_corrupt_or_mismatched_files(tmp_path):
     path.write_text("{not json")
     assert store.get("a" * 64) is None
     assert store.get("b" * 64) is None
+    # a missing or corrupt record is computed and stored; a stored one is returned as is
+    assert store.get_or_compute("a" * 64, lambda: {"x": 3}) == {"x": 3}
+    assert store.get_or_compute("a" * 64, lambda: {"x": 4}) == {"x": 3}
 
 
 # --- the notebook, end to end ----------------------------------------------------------------

@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from notebook_checks import assert_bad_parameter_stops_early, run_smoke
+from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_values, run_smoke
 
 from privbias_lib.accounting import epsilon, noise_multiplier
 from privbias_lib.experiments import ew_tune
@@ -43,15 +43,8 @@ def test_paper_profile_is_ew_tunes_setup():
 
 
 def test_notebook_parameters_cell_holds_the_cpu_profile():
-    import ast
-
     nb = nbformat.read(STUDY.notebook, as_version=4)
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    values = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign), "the parameters cell holds assignments only"
-        values[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
+    values = parameters_cell_values(STUDY)
     cpu = load_profile(STUDY, "cpu")
     assert {k: v for k, v in values.items() if k != "OUTPUT_DIR"} == cpu
     assert set(values) == set(ew_tune.EWTuneParams.names())

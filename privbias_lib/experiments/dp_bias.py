@@ -432,11 +432,7 @@ def run_study(
     runs = plan_runs(params)
     for spec in tqdm(runs, desc="study 1 runs", disable=not progress, mininterval=10):
         key = _run_key(params, spec, data_hash, model_hash)
-        record = store.get(key)
-        if record is None:
-            record = train_and_score(params, spec, data)
-            store.put(key, record)
-        out.append(record)
+        out.append(store.get_or_compute(key, lambda spec=spec: train_and_score(params, spec, data)))
     return out
 
 

@@ -558,11 +558,8 @@ def run_training(
              "labels": params.num_labels, "version": __version__,
              "where": run_environment(params.device)}
         )  # fmt: skip
-        record = store.get(key)
-        if record is None:
-            record = train_and_evaluate(params, spec, data)
-            store.put(key, record)
-        out.append(record)
+        train = lambda spec=spec: train_and_evaluate(params, spec, data)  # noqa: E731
+        out.append(store.get_or_compute(key, train))
     return out
 
 
