@@ -6,17 +6,23 @@ from __future__ import annotations
 import copy
 
 
-def summed_gradient_errors(base, encoded, device: str, modes, physical: int = 8) -> dict:
-    """Relative error ||sum_i g_i - g|| / ||g|| per grad-sample mode, for ``base`` (a
-    classifier in train mode with its trainable parameters set, dropout off) on every
-    example of ``encoded`` (:func:`privbias_lib.training.batches.encode_classification`)."""
+def summed_gradient_errors(
+    base, encoded, device: str, modes, physical: int = 8, causal: bool = False
+) -> dict:
+    """Relative error ||sum_i g_i - g|| / ||g|| per grad-sample mode, for ``base`` (a model
+    in train mode with its trainable parameters set, dropout off) on every example of
+    ``encoded`` (:func:`privbias_lib.training.batches.encode_classification`, or
+    ``encode_causal`` with ``causal=True``: each example's mean next-token loss)."""
     import torch
     from torch import nn
 
+    from privbias_lib.training.causal_lm import per_example_nll
     from privbias_lib.training.engine import _step, make_private, unwrap
 
     def loss(m, idx):
         batch = {k: v.to(device) for k, v in encoded.batch(idx).items()}
+        if causal:
+            return per_example_nll(m, batch)
         y = batch.pop("labels")
         return nn.functional.cross_entropy(m(**batch).logits, y, reduction="none")
 

@@ -79,3 +79,13 @@ def tiny_llama(smollm2_tokenizer):
         return LlamaForCausalLM(config).eval()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def gemma3_tokenizer():
+    """Gemma-3-270M's tokenizer (262k vocabulary, adds <bos>) from the converted cache."""
+    from transformers import AutoTokenizer
+
+    from privbias_lib.models import BUILTIN_MODELS, cached_checkpoint
+
+    return AutoTokenizer.from_pretrained(cached_checkpoint(BUILTIN_MODELS["gemma3-270m"].locate()))

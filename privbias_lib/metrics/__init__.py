@@ -1,4 +1,5 @@
-"""Evaluation metrics: AUC-based and threshold bias metrics per identity subgroup."""
+"""Evaluation metrics: AUC-based and threshold bias metrics per identity subgroup, and the
+memorisation measures of causal LMs (leakage, exposure, membership inference)."""
 
 from .bias import (
     AUC_METRICS,
@@ -9,6 +10,17 @@ from .bias import (
     mwu_fraction,
     power_mean,
 )
+from .memorisation import (
+    candidate_logprobs,
+    exposure,
+    exposure_estimate,
+    memorisation_report,
+    mia_report,
+    mia_scores,
+    text_category_sums,
+    token_logprobs,
+    tpr_at_fpr,
+)
 
 __all__ = [
     "AUC_METRICS",
@@ -16,6 +28,15 @@ __all__ = [
     "auc",
     "bias_metrics",
     "bootstrap_auc_ci",
+    "candidate_logprobs",
+    "exposure",
+    "exposure_estimate",
+    "memorisation_report",
+    "mia_report",
+    "mia_scores",
     "mwu_fraction",
     "power_mean",
+    "text_category_sums",
+    "token_logprobs",
+    "tpr_at_fpr",
 ]

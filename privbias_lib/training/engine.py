@@ -8,6 +8,9 @@ steps and the noise are exactly what the privacy record states.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
 import math
 import resource
@@ -88,9 +91,37 @@ class TrainResult:
     privacy: PrivacyRecord | None = None
 
 
-def _peak_memory(device: torch.device) -> tuple[float, str]:
+def _reset_peak_memory(device: torch.device) -> bool:
+    """Start a fresh peak-memory window: CUDA's counters, or on Linux the process's
+    resident-set high-water mark (writing 5 to ``/proc/self/clear_refs``), after handing
+    freed heap back to the OS (glibc ``malloc_trim``) so that memory an earlier run freed
+    does not count. False when the CPU peak cannot be reset (it then covers the whole
+    process so far)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_memory(device: torch.device, reset: bool) -> tuple[float, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda max allocated"
+    if reset:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 2**10, "process peak RSS during training"
+        except OSError:
+            pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (2**20 if sys.platform == "darwin" else 2**10), "process peak RSS"
 
@@ -253,8 +284,7 @@ def fit(
     planned = config.max_steps or config.epochs * per_epoch
     history.planned_steps = planned
     epochs = math.ceil(planned / per_epoch)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    memory_reset = _reset_peak_memory(device)
 
     optimizer = _make_optimizer(config, params)
     base_optimizer = optimizer
@@ -360,7 +390,7 @@ def fit(
                 p.copy_(best_state[id(p)])
     history.steps = len(history.step_loss)
     history.wall_time_s = time.perf_counter() - t0
-    history.peak_memory_mb, history.memory_kind = _peak_memory(device)
+    history.peak_memory_mb, history.memory_kind = _peak_memory(device, memory_reset)
     record = None
     if dp is not None:
         record = make_record(
