@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 
 
-def random_llama_1b(folder: Path, tokenizer: Path | None) -> Path:
+def random_llama_1b(folder: Path, tokenizer: Path | None, tiny: bool = False) -> Path:
     """A Llama-3.2-1B-shaped causal LM (16 layers, hidden 2048, GQA 32/8 heads, tied
-    embeddings) with random weights and SmolLM2's tokenizer (or the one in ``tokenizer``)."""
+    embeddings) with random weights and SmolLM2's tokenizer (or the one in ``tokenizer``);
+    ``tiny``: 2 layers of width 64, to dry-run this script on a CPU."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -40,11 +41,11 @@ def random_llama_1b(folder: Path, tokenizer: Path | None) -> Path:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
+        hidden_size=64 if tiny else 2048,
+        intermediate_size=128 if tiny else 8192,
+        num_hidden_layers=2 if tiny else 16,
+        num_attention_heads=4 if tiny else 32,
+        num_key_value_heads=2 if tiny else 8,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         bos_token_id=tok.bos_token_id,
@@ -83,6 +84,9 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=512, help="training dialogues")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--skip-gradient-check", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="random model: a tiny one (dry runs)")
+    ap.add_argument("--canary-digits", type=int, help="override (dry runs on a CPU)")
+    ap.add_argument("--canaries", type=int, nargs="+", help="override CANARY_REPEATS")
     args = ap.parse_args()
 
     import warnings
@@ -100,9 +104,10 @@ def main() -> None:
     profile = yaml.safe_load(Path("notebooks/params/03_lora_vs_dp/paper.yaml").read_text())
     model = args.model or profile["MODELS"][0]
     if args.random_llama_1b:
-        model = str(random_llama_1b(work / "llama-1b-random", args.tokenizer))
+        model = str(random_llama_1b(work / "llama-1b-random", args.tokenizer, args.tiny))
     paper_train, paper_epochs = profile["N_TRAIN"], profile["EPOCHS"]
     paper_models = len(profile["MODELS"])
+    paper_canary_dialogues = sum(profile["CANARY_REPEATS"])
     profile.update(
         OUTPUT_DIR=str(work / "out"),
         MODELS=[model],
@@ -111,6 +116,10 @@ def main() -> None:
         EPOCHS=1,
         DEVICE=args.device,
     )
+    if args.canary_digits:
+        profile["CANARY_DIGITS"] = args.canary_digits
+    if args.canaries:
+        profile["CANARY_REPEATS"] = args.canaries
     params = study.LoraVsDpParams.from_mapping(profile)
     data = study.build_data(params)
     dev = torch.device(args.device)
@@ -149,7 +158,7 @@ def main() -> None:
     again = study.train_and_measure(params, spec, data, base, labels)
     same = again["report"]["leakage"] == dp_run["report"]["leakage"]
     print(f"  rerun of {dp_run['label']} gives the same leakage: {same}")
-    steps = paper_epochs * -(-(paper_train + sum(profile["CANARY_REPEATS"])) // params.batch_size)
+    steps = paper_epochs * -(-(paper_train + paper_canary_dialogues) // params.batch_size)
     hours = steps * sum(per_step.values()) / 3600
     print(
         f"projection for the paper profile ({steps} steps per run, {len(per_step)} runs per "

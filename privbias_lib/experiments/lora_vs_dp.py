@@ -497,9 +497,10 @@ def run_study(
         "where": run_environment(params.device),
         "measures": measured.to_dict(),
     }
+    fingerprints = {m: model_fingerprint(m)["sha256"] for m in params.models}
     out = []
     for model_name in params.models:
-        fingerprint = model_fingerprint(model_name)["sha256"]
+        fingerprint = fingerprints[model_name]
 
         def base_run(model_name=model_name):
             t0 = time.perf_counter()
@@ -520,7 +521,7 @@ def run_study(
         key = stable_hash({**common, "model": [model_name, fingerprint], "run": BASE})
         out.append(store.get_or_compute(key, base_run))
     for spec in tqdm(plan_runs(params), desc="study 3 runs", disable=not progress):
-        fingerprint = model_fingerprint(spec["model"])["sha256"]
+        fingerprint = fingerprints[spec["model"]]
         key = stable_hash(
             {
                 **common,
