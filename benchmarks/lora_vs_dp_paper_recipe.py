@@ -156,8 +156,11 @@ def main() -> None:
     spec = {k: dp_run[k] for k in ("run", "model", "method", "label", "rank", "seed")}
     base, labels = study.BaseScores(params, data).get(model)
     again = study.train_and_measure(params, spec, data, base, labels)
-    same = again["report"]["leakage"] == dp_run["report"]["leakage"]
-    print(f"  rerun of {dp_run['label']} gives the same leakage: {same}")
+    first, second = dp_run["report"]["leakage"], again["report"]["leakage"]
+    print(
+        f"  rerun of {dp_run['label']}: leakage {first:+.6f} then {second:+.6f} "
+        f"(identical: {first == second}; difference {abs(first - second):.1e})"
+    )
     steps = paper_epochs * -(-(paper_train + paper_canary_dialogues) // params.batch_size)
     hours = steps * sum(per_step.values()) / 3600
     print(

@@ -265,3 +265,10 @@ def test_a_local_model_folder_runs_through_the_hub_code_path(
     assert 0 < lora["cost"]["trainable_parameters"] < lora["cost"]["total_parameters"]
     table = study.summary_table(study.tidy_results(runs))
     assert table.loc[(str(folder), "dp_full"), "epsilon by"].startswith("pld")
+    # the same run computed again (not read from the store) gives the same numbers
+    dp = next(r for r in runs if r["label"] == "dp_lora-r8")
+    spec = {k: dp[k] for k in ("run", "model", "method", "label", "rank", "seed")}
+    base, labels = study.BaseScores(params, data).get(str(folder))
+    again = study.train_and_measure(params, spec, data, base, labels)
+    assert again["report"] == dp["report"] and again["privacy"] == dp["privacy"]
+    assert again["canaries"] == dp["canaries"] and again["mia"] == dp["mia"]

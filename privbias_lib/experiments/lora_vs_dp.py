@@ -487,7 +487,11 @@ def run_study(
 
     from .. import __version__
     from ..models import model_fingerprint
+    from ..repro import set_seed
 
+    # deterministic kernels (and on CUDA the same attention kernel) for every model scored,
+    # the base model included, not only from the first training run on
+    set_seed(params.data_seed)
     data_hash = data.fingerprint()
     bases = BaseScores(params, data)
     measured = dataclasses.replace(params, output_dir="", seeds=[], models=[], methods=[])
