@@ -831,6 +831,9 @@ def describe_findings(table: pd.DataFrame, claims: pd.DataFrame) -> str:
         base_util = util.get(BASE, math.nan)
         lines.append(f"{model} (base model's utility loss {base_util:.3f}):")
         lines += [f"  - {b}" for b in bits]
+        for column in [c for c in part.columns if c.startswith("exposure (")]:
+            values = ", ".join(f"{label} {part.loc[label, column]:.2f}" for label in part.index)
+            lines.append(f"  {column}: {values}")
         for _, row in claims[claims.model == model].iterrows():
             share = row["share of full FT's excess leakage LoRA removes"]
             verdict = row["LoRA ≈ DP on privacy"]
