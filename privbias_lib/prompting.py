@@ -75,15 +75,22 @@ def answer(occupation: str) -> str:
 
 
 def choose_examples(pool: pd.DataFrame, condition: Condition, seed: int) -> pd.DataFrame:
-    """``shots`` solved examples from ``pool`` (WinoBias rows, e.g. the dev split):
-    ``round(shots * pro_share)`` pro-stereotypical, the rest anti, drawn reproducibly."""
-    n_pro = round(condition.shots * condition.pro_share)
+    """``shots`` solved examples from ``pool`` (WinoBias rows with pair ids, e.g. the dev
+    split): ``shots`` pairs drawn reproducibly, the first ``round(shots * pro_share)`` (half
+    up) shown in their pro-stereotypical version, the rest anti, in shuffled order. The same
+    seed gives the same sentences for every mix: only their versions change."""
+    n_pro = int(condition.shots * condition.pro_share + 0.5)
     rng = random.Random(seed)
-    pro = pool[pool.stereotype == "pro"].index.tolist()
-    anti = pool[pool.stereotype == "anti"].index.tolist()
-    if n_pro > len(pro) or condition.shots - n_pro > len(anti):
+    paired = pool[pool.pair_id.notna()]
+    pair_ids = sorted(paired.pair_id.unique())
+    if condition.shots > len(pair_ids):
         raise ValueError(f"the example pool is too small for {condition.shots} shots")
-    picked = rng.sample(pro, n_pro) + rng.sample(anti, condition.shots - n_pro)
+    chosen = rng.sample(pair_ids, condition.shots)
+    picked = []
+    for n, pair_id in enumerate(chosen):
+        version = "pro" if n < n_pro else "anti"
+        rows = paired[(paired.pair_id == pair_id) & (paired.stereotype == version)]
+        picked.append(rows.index[0])
     rng.shuffle(picked)
     return pool.loc[picked]
 
@@ -143,8 +150,11 @@ def score_answers(
     """``[n_items, n_answers]`` log-likelihoods of each answer given its prompt. The texts of
     one item differ only in the answer; each answer is scored over the tokens after the
     item's common token prefix (so answers of any length compare on the same context).
-    With ``reuse_prefix``, the tokens every text shares are run once and their key/value
-    cache is reused for all batches."""
+
+    With ``reuse_prefix`` the work is shared: the tokens every text has in common (the
+    instruction and solved examples) run once and their key/value cache is reused for all
+    batches; each question runs once, and its cache is branched into one row per answer.
+    Without it, every (question, answer) text runs in full (the reference)."""
     # a chat template writes its own special tokens; a plain prompt gets the tokenizer's
     ids = [
         [list(x) for x in tokenizer(item, add_special_tokens=not chat)["input_ids"]]
@@ -153,49 +163,105 @@ def score_answers(
     starts = [_common_prefix(item) for item in ids]
     if min(starts) == 0:
         raise ValueError("an item's answers share no leading token: nothing to condition on")
-    rows = [(i, j) for i, item in enumerate(ids) for j in range(len(item))]
-    shared = _common_prefix([ids[i][j] for i, j in rows]) if reuse_prefix else 0
-    shared = min(shared, min(starts) - 1)  # keep the logit of each answer's first token
+    if len({len(item) for item in ids}) != 1:
+        raise ValueError("every item needs the same number of answers")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was = model.training
     model.eval()
-    cache = None
-    if shared:
-        context = torch.tensor([ids[0][0][:shared]], device=dev)
-        width = min(batch_size, len(rows))
-        cache = model(input_ids=context.expand(width, -1), use_cache=True).past_key_values
-    scores = np.full((len(ids), max(len(x) for x in ids)), np.nan)
+    try:
+        if reuse_prefix:
+            return _score_branched(model, ids, starts, batch_size, dev, pad)
+        return _score_full(model, ids, starts, batch_size, dev, pad)
+    finally:
+        model.train(was)
+
+
+def _padded(seqs, width, pad):
+    x = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        x[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[r, : len(s)] = 1
+    return x, mask
+
+
+def _score_full(model, ids, starts, batch_size, dev, pad) -> np.ndarray:
+    """Every (item, answer) text in full, batched by length."""
+    rows = [(i, j) for i, item in enumerate(ids) for j in range(len(item))]
+    scores = np.full((len(ids), len(ids[0])), np.nan)
     order = sorted(rows, key=lambda r: len(ids[r[0]][r[1]]))
     for b in range(0, len(order), batch_size):
         chunk = order[b : b + batch_size]
-        seqs = [ids[i][j][shared:] for i, j in chunk]
-        width = max(len(s) for s in seqs)
-        n = len(chunk) if cache is None else min(batch_size, len(rows))
-        x = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
-        for r, s in enumerate(seqs):
-            x[r, : len(s)] = torch.tensor(s)
-            mask[r, shared : shared + len(s)] = 1
-        for r in range(len(seqs), n):  # rows padding a short last batch up to the cache width
-            x[r] = x[0]
-            mask[r] = mask[0]
-        kwargs = {"input_ids": x.to(dev), "attention_mask": mask.to(dev)}
-        if cache is not None:
-            kwargs["past_key_values"] = copy.deepcopy(cache)
-        # only the answers' positions need the (large) vocabulary projection
-        first = min(starts[i] - 1 - shared for i, _ in chunk)
-        try:
-            logits = model(**kwargs, logits_to_keep=width - first).logits
-        except TypeError:  # a model without logits_to_keep
-            logits = model(**kwargs).logits[:, first:]
-        logp = torch.log_softmax(logits.float(), -1)
+        seqs = [ids[i][j] for i, j in chunk]
+        x, mask = _padded(seqs, max(map(len, seqs)), pad)
+        logp = torch.log_softmax(
+            model(input_ids=x.to(dev), attention_mask=mask.to(dev)).logits.float(), -1
+        )
         for r, (i, j) in enumerate(chunk):
             seq = ids[i][j]
-            # token t (absolute) is predicted at row position t - 1 - shared
-            pos = torch.arange(starts[i], len(seq), device=logp.device) - 1 - shared - first
-            targets = torch.tensor(seq[starts[i] :], device=logp.device)
-            scores[i, j] = float(logp[r, pos, targets].sum())
-    model.train(was)
+            pos = torch.arange(starts[i] - 1, len(seq) - 1)
+            scores[i, j] = float(logp[r, pos, torch.tensor(seq[starts[i] :])].sum())
+    return scores
+
+
+def _score_branched(model, ids, starts, batch_size, dev, pad) -> np.ndarray:
+    """Shared prefix once; per batch of questions, each question's tokens (all but its
+    last) once; then one row per answer: the question's last token and the answer."""
+    n_answers = len(ids[0])
+    flat = [ids[i][j] for i in range(len(ids)) for j in range(n_answers)]
+    shared = min(_common_prefix(flat), min(starts) - 1)
+    width = min(batch_size, len(ids))
+    prefix_cache = None
+    if shared:
+        context = torch.tensor([flat[0][:shared]], device=dev)
+        prefix_cache = model(
+            input_ids=context.expand(width, -1), use_cache=True, logits_to_keep=1
+        ).past_key_values
+    scores = np.full((len(ids), n_answers), np.nan)
+    order = sorted(range(len(ids)), key=lambda i: starts[i])
+    for b in range(0, len(order), width):
+        chunk = order[b : b + width]
+        rows = chunk + [chunk[0]] * (width - len(chunk))  # the prefix cache has `width` rows
+        # phase 1: each question up to (not including) its last token
+        questions = [ids[i][0][shared : starts[i] - 1] for i in rows]
+        q_width = max(map(len, questions))
+        cache = copy.deepcopy(prefix_cache) if prefix_cache is not None else None
+        q_mask = torch.zeros((width, q_width), dtype=torch.long)
+        if q_width:
+            x, q_mask = _padded(questions, q_width, pad)
+            positions = shared + torch.arange(q_width).expand(width, -1)
+            mask = torch.cat([torch.ones((width, shared), dtype=torch.long), q_mask], 1)
+            cache = model(
+                input_ids=x.to(dev),
+                attention_mask=mask.to(dev),
+                position_ids=positions.to(dev),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).past_key_values
+        # phase 2: one row per answer, branching each question's cache
+        answers = [ids[i][j][starts[i] - 1 :] for i in rows for j in range(n_answers)]
+        a_width = max(map(len, answers))
+        x, a_mask = _padded(answers, a_width, pad)
+        positions = torch.tensor([starts[i] - 1 for i in rows for _ in range(n_answers)])
+        positions = positions[:, None] + torch.arange(a_width)
+        past_mask = torch.cat([torch.ones((width, shared), dtype=torch.long), q_mask], 1)
+        mask = torch.cat([past_mask.repeat_interleave(n_answers, 0), a_mask], 1)
+        if cache is not None:
+            cache.batch_repeat_interleave(n_answers)
+        logits = model(
+            input_ids=x.to(dev),
+            attention_mask=mask.to(dev),
+            position_ids=positions.to(dev),
+            past_key_values=cache,
+            use_cache=cache is not None,
+        ).logits
+        logp = torch.log_softmax(logits.float(), -1)
+        for r, i in enumerate(chunk):
+            for j in range(n_answers):
+                row = r * n_answers + j
+                target = ids[i][j][starts[i] :]
+                pos = torch.arange(len(target))
+                scores[i, j] = float(logp[row, pos, torch.tensor(target)].sum())
     return scores

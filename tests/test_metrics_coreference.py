@@ -63,8 +63,11 @@ def test_intrinsic_osb_by_hand():
     male_ll = [-10.0, -12.0, -5.0, -7.0]
     female_ll = [-11.0, -11.0, -6.0, -7.0]  # nurse: one each way; chief: male, tie
     out = intrinsic_osb(hand_pairs(), male_ll, female_ll)
+    # soft: p_male - p_female = tanh(LLR / 2) per pair, LLRs nurse (1, -1), chief (1, 0)
     assert out.loc["nurse", "osb"] == pytest.approx(0.0)
-    assert out.loc["chief", "osb"] == pytest.approx(2 * 0.75 - 1)
+    p_male = np.exp(-5.0) / (np.exp(-5.0) + np.exp(-6.0))
+    assert out.loc["chief", "osb"] == pytest.approx((2 * p_male - 1 + 0.0) / 2)
+    assert out.loc["chief", "hard_osb"] == pytest.approx(2 * 0.75 - 1)  # male, tie
     assert out.loc["nurse", "mean_llr"] == pytest.approx(0.0)
     assert out.loc["chief", "mean_llr"] == pytest.approx(0.5)
     assert out.loc["nurse", "pro_preference"] == pytest.approx(0.5)

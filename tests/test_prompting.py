@@ -47,6 +47,10 @@ def test_examples_have_the_asked_mix(pool):
     ex = choose_examples(pool, cond, seed=1)
     assert len(ex) == 8 and (ex.stereotype == "pro").sum() == 2
     assert ex.index.tolist() == choose_examples(pool, cond, seed=1).index.tolist()
+    # another mix shows the same sentences in other versions
+    all_pro = choose_examples(pool, Condition("pro", shots=8, pro_share=1.0), seed=1)
+    assert set(all_pro.pair_id) == set(ex.pair_id) and (all_pro.stereotype == "pro").all()
+    assert (choose_examples(pool, Condition("half", shots=1), seed=1).stereotype == "pro").all()
     assert choose_examples(pool, Condition("zero"), seed=1).empty
 
 

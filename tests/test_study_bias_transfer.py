@@ -1,13 +1,22 @@
-"""Study 4's pipeline (the notebook is not built yet): parameters, data sampling, and scores
-and measures from a small local model in the hub's format."""
+"""Study 4 (bias transfer): parameters, data sampling, scores and measures from a small local
+model in the hub's format, and the notebook end to end on the smoke profile."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import nbformat
 import numpy as np
+import pandas as pd
 import pytest
+from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_values, run_smoke
 
 from privbias_lib.experiments import bias_transfer as bt
 from privbias_lib.notebook import ParameterError, RunStore
+from privbias_lib.studies import PROFILES, STUDIES, load_profile
+
+STUDY = STUDIES["04_bias_transfer"]
 
 
 def params(**changes) -> bt.BiasTransferParams:
@@ -16,7 +25,7 @@ def params(**changes) -> bt.BiasTransferParams:
         "MODELS": ["smollm2-135m-instruct"],
         "SPLIT": "test",
         "TYPES": [1, 2],
-        "MAX_PAIRS_PER_TYPE": 12,
+        "PAIRS_PER_OCCUPATION": 1,
         "SAMPLE_SEED": 0,
         "CHAT": "auto",
         "CONDITIONS": [
@@ -43,7 +52,7 @@ def params(**changes) -> bt.BiasTransferParams:
         ({"CONDITIONS": [{"name": "x", "shots": -1}]}, "CONDITIONS"),
         ({"CONDITIONS": [{"name": "x"}, {"name": "x", "shots": 1}]}, "CONDITIONS"),
         ({"SWEEP_PRO_SHARES": []}, "SWEEP_SHOTS"),
-        ({"MAX_PAIRS_PER_TYPE": 3}, "MAX_PAIRS_PER_TYPE"),
+        ({"PAIRS_PER_OCCUPATION": 0}, "PAIRS_PER_OCCUPATION"),
     ],
 )
 def test_bad_parameters_are_named(changes, name):
@@ -58,8 +67,9 @@ def test_sweep_adds_conditions_not_already_named():
 
 def test_data_sample_is_both_versions_of_each_pair():
     data = bt.load_data(params())
-    assert len(data.pairs) == 24 and len(data.items) == 48
-    assert sorted(data.pairs.type.value_counts().tolist()) == [12, 12]
+    assert len(data.pairs) == 40 and len(data.items) == 80
+    assert data.pairs.occupation.nunique() == 40  # one pair per gold occupation
+    assert set(data.pairs.type) == {1, 2}
     assert set(data.pool.split) == {"dev"}
     assert data.fingerprint() == bt.load_data(params()).fingerprint()
 
@@ -90,3 +100,67 @@ def test_pipeline_on_a_local_model(tiny_llama, smollm2_tokenizer, tmp_path):
     # stored scores are reused: a second run reads them back unchanged
     again = bt.run_study(p, data, store, progress=False)
     assert again[str(folder)]["fair"]["scores"] == per_model["fair"]["scores"]
+
+
+# --- profiles and the notebook, end to end ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_parses_and_validates(name):
+    p = bt.BiasTransferParams.from_mapping({**load_profile(STUDY, name), "OUTPUT_DIR": "/x"})
+    names = {c.name for c in p.all_conditions()}
+    assert {"zero-shot", "few-shot", "fair", "biased"} <= names
+
+
+def test_paper_profile_uses_the_papers_models_and_all_pairs():
+    p = bt.BiasTransferParams.from_mapping({**load_profile(STUDY, "paper"), "OUTPUT_DIR": "/x"})
+    assert any("Mistral-7B-Instruct" in m for m in p.models)
+    assert any("falcon-7b-instruct" in m for m in p.models)
+    assert any("Llama-3-8B-Instruct" in m for m in p.models)
+    assert p.pairs_per_occupation is None and p.device == "cuda"
+
+
+def test_notebook_parameters_cell_holds_the_cpu_profile():
+    nb = nbformat.read(STUDY.notebook, as_version=4)
+    values = parameters_cell_values(STUDY)
+    cpu = load_profile(STUDY, "cpu")
+    assert {k: v for k, v in values.items() if k != "OUTPUT_DIR"} == cpu
+    assert set(values) == set(bt.BiasTransferParams.names())
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    return run_smoke(STUDY, tmp_path_factory)
+
+
+def test_smoke_has_every_occupation_condition_and_valid_correlations(smoke_run):
+    p = bt.BiasTransferParams.from_mapping({**load_profile(STUDY, "smoke"), "OUTPUT_DIR": "/x"})
+    results = pd.read_csv(smoke_run / "results.csv")
+    osb = results[results.metric == "osb"]
+    names = [c.name for c in p.all_conditions()]
+    assert set(results.condition) == {bt.INTRINSIC, *names}
+    for condition, part in osb.groupby("condition"):
+        assert part.subgroup.nunique() == 40, condition  # all 40 occupations
+        assert part.value.between(-1, 1).all()
+    corr = results[results.metric.isin(["spearman", "pearson"])]
+    assert len(corr) == 2 * len(names) and corr.value.dropna().between(-1, 1).all()
+    rpa = results[results.metric == "rpa"]
+    assert len(rpa) == len(names) and rpa.value.between(0, 1).all()
+    table = pd.read_csv(smoke_run / "summary.csv")
+    assert set(table.condition) == {bt.INTRINSIC, *names}
+    for name in ["intrinsic_vs_prompted.png", "prompt_sweep.png"]:
+        assert (smoke_run / name).stat().st_size > 10_000
+
+
+def test_smoke_manifest_is_complete(smoke_run):
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    params = load_profile(STUDY, "smoke")
+    assert {k: v for k, v in manifest["parameters"].items() if k != "OUTPUT_DIR"} == params
+    assert manifest["data"]["occupations"] == 40 and len(manifest["data"]["sha256"]) == 64
+    assert len(manifest["models"][0]["sha256"]) == 64
+    assert {"data", "scoring", "measures"} <= set(manifest["timings_s"])
+
+
+def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
+    assert_bad_parameter_stops_early(STUDY, {"CHAT": "sometimes"}, tmp_path, monkeypatch)

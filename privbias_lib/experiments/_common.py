@@ -38,6 +38,19 @@ def check_classifier_and_device(model: str, device: str | None) -> None:
         raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
 
 
+def check_causal_lms_and_device(models, device: str | None) -> None:
+    """Every built-in name in MODELS must be a causal LM; DEVICE 'cuda' needs a CUDA device."""
+    import torch
+
+    from ..models import BUILTIN_MODELS
+
+    for m in models:
+        if m in BUILTIN_MODELS and "causal-lm" not in BUILTIN_MODELS[m].tasks:
+            raise ParameterError(f"parameter MODELS: {m!r} is not a causal language model")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
+
+
 def run_environment(device: str | None) -> dict:
     """What a stored run also depends on beyond its parameters: the device it ran on (None
     resolved as training resolves it) and the versions of the numeric libraries."""

@@ -20,7 +20,6 @@ import pandas as pd
 
 from ..metrics import coreference as cr
 from ..notebook import (
-    ParameterError,
     RunStore,
     StudyParams,
     bad,
@@ -31,7 +30,7 @@ from ..notebook import (
     stable_hash,
 )
 from ..prompting import Condition, choose_examples, prompt_texts, score_answers
-from ._common import quiet_transformers, run_environment
+from ._common import check_causal_lms_and_device, quiet_transformers, run_environment
 
 INTRINSIC = "intrinsic"
 # What the paper reports (Mistral-7B-Instruct, Falcon-7B-Instruct, Llama-3-8B/70B-Instruct):
@@ -55,7 +54,7 @@ class BiasTransferParams(StudyParams):
     models: list = dataclasses.field(default_factory=lambda: ["smollm2-135m-instruct"])
     split: str = "test"
     types: list = dataclasses.field(default_factory=lambda: [1, 2])
-    max_pairs_per_type: int | None = None
+    pairs_per_occupation: int | None = None
     sample_seed: int = 0
     chat: str = "auto"
     conditions: list = dataclasses.field(default_factory=lambda: [{"name": "zero-shot"}])
@@ -74,8 +73,8 @@ class BiasTransferParams(StudyParams):
         check_choice("SPLIT", self.split, ["dev", "test"])
         for t in check_list("TYPES", self.types):
             check_choice("TYPES", t, [1, 2])
-        if self.max_pairs_per_type is not None:
-            check_int("MAX_PAIRS_PER_TYPE", self.max_pairs_per_type, 10)
+        if self.pairs_per_occupation is not None:
+            check_int("PAIRS_PER_OCCUPATION", self.pairs_per_occupation, 1)
         check_int("SAMPLE_SEED", self.sample_seed, 0)
         check_choice("CHAT", self.chat, ["auto", "always", "never"])
         for c in check_list("CONDITIONS", self.conditions):
@@ -114,16 +113,8 @@ class BiasTransferParams(StudyParams):
 
 
 def fail_early(params: BiasTransferParams) -> None:
-    """Built-in models must be causal LMs; CUDA when asked."""
-    import torch
-
-    from ..models import BUILTIN_MODELS
-
-    for m in params.models:
-        if m in BUILTIN_MODELS and "causal-lm" not in BUILTIN_MODELS[m].tasks:
-            raise ParameterError(f"parameter MODELS: {m!r} is not a causal language model")
-    if params.device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
+    """Checks that need no data: every built-in model is a causal LM; CUDA when asked."""
+    check_causal_lms_and_device(params.models, params.device)
 
 
 # ----------------------------------------------------------------------------- data
@@ -143,16 +134,19 @@ class StudyData:
 
 
 def load_data(params: BiasTransferParams) -> StudyData:
-    """WinoBias pairs of ``SPLIT`` and ``TYPES`` (at most ``MAX_PAIRS_PER_TYPE`` per type,
-    drawn reproducibly), both versions of each; few-shot examples from the other split."""
+    """WinoBias pairs of ``SPLIT`` and ``TYPES`` — all, or ``PAIRS_PER_OCCUPATION`` per gold
+    occupation (every occupation stays in, drawn reproducibly) — with both versions of each
+    pair; few-shot examples come from the other split."""
     from ..data import load_winobias
 
     df = load_winobias(params.split)
     df = df[df.type.isin(params.types) & df.pair_id.notna()]
     table = cr.pairs(df)
-    if params.max_pairs_per_type is not None:
-        k, seed = params.max_pairs_per_type, params.sample_seed
-        parts = [g.sample(min(len(g), k), random_state=seed) for _, g in table.groupby("type")]
+    if params.pairs_per_occupation is not None:
+        k, seed = params.pairs_per_occupation, params.sample_seed
+        parts = [
+            g.sample(min(len(g), k), random_state=seed) for _, g in table.groupby("occupation")
+        ]
         table = pd.concat(parts).sort_values("pair_id").reset_index(drop=True)
     items = df[df.pair_id.isin(table.pair_id)].reset_index(drop=True)
     other = "dev" if params.split == "test" else "test"

@@ -22,7 +22,6 @@ from ..accounting import METHODS as ACCOUNTANTS
 from ..accounting import is_upper_bound
 from ..metrics.memorisation import MIA_ATTACKS
 from ..notebook import (
-    ParameterError,
     RunStore,
     StudyParams,
     bad,
@@ -33,7 +32,7 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
-from ._common import quiet_transformers, run_environment
+from ._common import check_causal_lms_and_device, quiet_transformers, run_environment
 
 METHODS = ("full", "lora", "dp_full", "dp_lora")
 METHOD_LABELS = {"full": "full FT", "lora": "LoRA", "dp_full": "DP full", "dp_lora": "DP-LoRA"}
@@ -163,15 +162,7 @@ class LoraVsDpParams(StudyParams):
 
 def fail_early(params: LoraVsDpParams) -> None:
     """Checks that need no data: every built-in model is a causal LM; CUDA when asked."""
-    import torch
-
-    from ..models import BUILTIN_MODELS
-
-    for m in params.models:
-        if m in BUILTIN_MODELS and "causal-lm" not in BUILTIN_MODELS[m].tasks:
-            raise ParameterError(f"parameter MODELS: {m!r} is not a causal language model")
-    if params.device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
+    check_causal_lms_and_device(params.models, params.device)
 
 
 # ----------------------------------------------------------------------------- data

@@ -4,10 +4,13 @@ A WinoBias pair is one sentence in two versions that differ only in the pronoun'
 the pro-stereotypical one (the pronoun's gender is the occupation's majority) and the
 anti-stereotypical one. For an occupation ``o``:
 
-- **Intrinsic O-SB** (no task prompt) over the pairs whose gold referent is ``o``:
-  ``P(male version likelier) - P(female version likelier)`` under the model's sentence
-  log-likelihood (ties count half to each). The two versions share every token before the
-  pronoun, so this is the model's preference between the pronouns in ``o``'s context.
+- **Intrinsic O-SB** (no task prompt) over the pairs whose gold referent is ``o``: the mean
+  of ``p_male - p_female``, where ``p_male = P(male version) / (P(male) + P(female))`` is
+  the probability the model gives the male version when it must choose between the two
+  (``= tanh(LLR / 2)`` with ``LLR`` the log-likelihood ratio male - female). The two versions
+  share every token before the pronoun, so this is the model's preference between the
+  pronouns in ``o``'s context. ``hard_osb`` is the same with the choice made (1 for the
+  likelier version, ties 1/2): coarse with few pairs per occupation.
 - **Prompted O-SB** over the sentences where ``o`` is one of the two candidate answers:
   ``P(model picks o | male pronoun) - P(model picks o | female pronoun)``. A model that
   always answers correctly has O-SB 0 (every occupation is the gold answer once with each
@@ -72,24 +75,25 @@ def pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def intrinsic_osb(pair_table: pd.DataFrame, male_ll, female_ll) -> pd.DataFrame:
-    """Per gold occupation: ``n`` pairs, ``osb`` (see module docstring), ``mean_llr`` (mean
-    log-likelihood ratio male - female, nats) and ``pro_preference`` (share of pairs whose
-    pro-stereotypical version is likelier)."""
+    """Per gold occupation: ``n`` pairs, ``osb`` and ``hard_osb`` (see module docstring),
+    ``mean_llr`` (mean log-likelihood ratio male - female, nats) and ``pro_preference``
+    (share of pairs whose pro-stereotypical version is likelier)."""
     m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
     male_pref = np.where(m > f, 1.0, np.where(m < f, 0.0, 0.5))
     pro_is_male = (pair_table["pro"] == MALE).to_numpy()
     table = pair_table.assign(
-        male_pref=male_pref,
+        soft=np.tanh((m - f) / 2),
+        hard=2 * male_pref - 1,
         llr=m - f,
         pro_pref=np.where(pro_is_male, male_pref, 1 - male_pref),
     )
-    out = table.groupby("occupation").agg(
-        n=("male_pref", "size"),
-        osb=("male_pref", lambda v: 2 * v.mean() - 1),
+    return table.groupby("occupation").agg(
+        n=("soft", "size"),
+        osb=("soft", "mean"),
+        hard_osb=("hard", "mean"),
         mean_llr=("llr", "mean"),
         pro_preference=("pro_pref", "mean"),
     )
-    return out
 
 
 def picks(items: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
