@@ -424,6 +424,8 @@ def plot_sweep(results: pd.DataFrame, params: BiasTransferParams):
     part["metric"] = part.metric.map({"spearman": "Spearman vs intrinsic", "a_sb": "A-SB"})
     grid = sns.relplot(
         data=part, x="shots", y="value", hue="pro share", col="metric", row="model",
-        kind="line", marker="o", height=2.8, aspect=1.3, facet_kws={"sharey": False},
+        kind="line", marker="o", height=2.8, aspect=1.4, facet_kws={"sharey": False},
     )  # fmt: skip
+    grid.set_titles(template="{row_name}\n{col_name}", size=9)
+    grid.set_axis_labels("solved examples (shots)", "")
     return grid
