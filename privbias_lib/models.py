@@ -274,6 +274,22 @@ def cached_checkpoint(src: GGUFSource) -> Path:
 # --- public loader -------------------------------------------------------------------------
 
 
+def _folder(name: str) -> Path | str:
+    source = _resolve(name)
+    return cached_checkpoint(source) if isinstance(source, GGUFSource) else source
+
+
+def load_tokenizer(name: str):
+    """The tokenizer :func:`load_model` would return for ``name``, without the weights. A
+    tokenizer without a pad token gets its EOS token as pad token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(_folder(name), trust_remote_code=False)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_model(
     name: str,
     task: Task,
@@ -297,19 +313,11 @@ def load_model(
         raise ValueError(
             f"model {name!r} supports tasks {list(BUILTIN_MODELS[name].tasks)}, not {task!r}"
         )
-    source = _resolve(name)
-    folder: Path | str = cached_checkpoint(source) if isinstance(source, GGUFSource) else source
-
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+    folder = _folder(name)
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     kwargs.setdefault("trust_remote_code", False)
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(name)
     dtype = dtype or torch.float32
     if task == "classification":
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+
+from .metrics.memorisation import common_prefix_length
 
 INSTRUCTIONS = {
     None: "",
@@ -127,15 +128,6 @@ def prompt_texts(
     return out
 
 
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return n
-
-
 @torch.no_grad()
 def score_answers(
     model,
@@ -160,7 +152,7 @@ def score_answers(
         [list(x) for x in tokenizer(item, add_special_tokens=not chat)["input_ids"]]
         for item in texts
     ]
-    starts = [_common_prefix(item) for item in ids]
+    starts = [common_prefix_length(item) for item in ids]
     if min(starts) == 0:
         raise ValueError("an item's answers share no leading token: nothing to condition on")
     if len({len(item) for item in ids}) != 1:
@@ -210,7 +202,7 @@ def _score_branched(model, ids, starts, batch_size, dev, pad) -> np.ndarray:
     last) once; then one row per answer: the question's last token and the answer."""
     n_answers = len(ids[0])
     flat = [ids[i][j] for i in range(len(ids)) for j in range(n_answers)]
-    shared = min(_common_prefix(flat), min(starts) - 1)
+    shared = min(common_prefix_length(flat), min(starts) - 1)
     width = min(batch_size, len(ids))
     prefix_cache = None
     if shared:

@@ -84,8 +84,6 @@ def tiny_llama(smollm2_tokenizer):
 @pytest.fixture(scope="session")
 def gemma3_tokenizer():
     """Gemma-3-270M's tokenizer (262k vocabulary, adds <bos>) from the converted cache."""
-    from transformers import AutoTokenizer
+    from privbias_lib.models import load_tokenizer
 
-    from privbias_lib.models import BUILTIN_MODELS, cached_checkpoint
-
-    return AutoTokenizer.from_pretrained(cached_checkpoint(BUILTIN_MODELS["gemma3-270m"].locate()))
+    return load_tokenizer("gemma3-270m")

@@ -38,6 +38,15 @@ def check_classifier_and_device(model: str, device: str | None) -> None:
         raise ParameterError("parameter DEVICE = 'cuda' but no CUDA device is available")
 
 
+def check_model_names(models) -> None:
+    """MODELS: a non-empty list of distinct model names, hub ids or folders."""
+    from ..notebook import bad, check_list
+
+    for m in check_list("MODELS", models):
+        if not isinstance(m, str) or not m:
+            raise bad("MODELS", models, "a list of model names or hub ids")
+
+
 def check_causal_lms_and_device(models, device: str | None) -> None:
     """Every built-in name in MODELS must be a causal LM; DEVICE 'cuda' needs a CUDA device."""
     import torch

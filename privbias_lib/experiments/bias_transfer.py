@@ -30,7 +30,12 @@ from ..notebook import (
     stable_hash,
 )
 from ..prompting import Condition, choose_examples, prompt_texts, score_answers
-from ._common import check_causal_lms_and_device, quiet_transformers, run_environment
+from ._common import (
+    check_causal_lms_and_device,
+    check_model_names,
+    quiet_transformers,
+    run_environment,
+)
 
 INTRINSIC = "intrinsic"
 # What the paper reports (Mistral-7B-Instruct, Falcon-7B-Instruct, Llama-3-8B/70B-Instruct):
@@ -67,9 +72,7 @@ class BiasTransferParams(StudyParams):
 
     def validate(self) -> None:
         super().validate()
-        for m in check_list("MODELS", self.models):
-            if not isinstance(m, str) or not m:
-                raise bad("MODELS", self.models, "a list of model names or hub ids")
+        check_model_names(self.models)
         check_choice("SPLIT", self.split, ["dev", "test"])
         for t in check_list("TYPES", self.types):
             check_choice("TYPES", t, [1, 2])

@@ -32,7 +32,12 @@ from ..notebook import (
     frame_hash,
     stable_hash,
 )
-from ._common import check_causal_lms_and_device, quiet_transformers, run_environment
+from ._common import (
+    check_causal_lms_and_device,
+    check_model_names,
+    quiet_transformers,
+    run_environment,
+)
 
 METHODS = ("full", "lora", "dp_full", "dp_lora")
 METHOD_LABELS = {"full": "full FT", "lora": "LoRA", "dp_full": "DP full", "dp_lora": "DP-LoRA"}
@@ -97,9 +102,7 @@ class LoraVsDpParams(StudyParams):
 
     def validate(self) -> None:
         super().validate()
-        for m in check_list("MODELS", self.models):
-            if not isinstance(m, str) or not m:
-                raise bad("MODELS", self.models, "a list of model names or hub ids")
+        check_model_names(self.models)
         check_int("N_TRAIN", self.n_train, 2)
         check_int("N_TEST", self.n_test, 2)
         check_int("DATA_SEED", self.data_seed, 0)

@@ -42,6 +42,16 @@ def logprobs_from_logits(logits: torch.Tensor, input_ids: torch.Tensor) -> torch
     return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
 
 
+def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every sequence shares."""
+    n = min(len(s) for s in seqs)
+    first = seqs[0]
+    for i in range(n):
+        if any(s[i] != first[i] for s in seqs):
+            return i
+    return n
+
+
 def _device(model, device):
     return torch.device(device) if device is not None else next(model.parameters()).device
 
@@ -236,9 +246,7 @@ def candidate_logprobs(
     if not candidates:
         raise ValueError("no candidates")
     ids = [list(x) for x in tokenizer([prefix + c for c in candidates])["input_ids"]]
-    m = 0
-    while all(len(x) > m for x in ids) and len({x[m] for x in ids}) == 1:
-        m += 1
+    m = common_prefix_length(ids)
     if m == 0:
         raise ValueError(
             "the candidates share no leading token: give a non-empty prefix (or a tokenizer "
