@@ -4,7 +4,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.privbias-installed
+RAY_STAMP := $(VENV)/.privbias-ray-installed
 PROFILE ?= cpu
+RUNS ?= build/runs
+BOOK_OUT ?= build/book
+# FORCE=1 runs every notebook again instead of re-using finished runs
+FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup reproduce test book lint clean
@@ -17,18 +22,23 @@ $(STAMP): pyproject.toml privbias_lib/assets.py
 	$(PY) -m privbias_lib.cli assets install
 	@touch $(STAMP)
 
+# Ray (the `ray` extra, ~240 MB) is only needed for `privbias sweep --backend ray`
+# and its test.
+$(RAY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --editable '.[dev,ray]'
+	@touch $(RAY_STAMP)
+
 setup: $(STAMP)
 
-reproduce: setup
-	$(PY) -m privbias_lib.cli reproduce --profile $(PROFILE)
-	$(MAKE) --no-print-directory book
+# setup -> the four notebooks with the cpu profile -> the book, warnings as errors
+reproduce:
+	@$(MAKE) --no-print-directory book PROFILE=cpu
 
 book: setup
-	$(PY) -m privbias_lib.cli stage-book --profile $(PROFILE)
-	$(VENV)/bin/jupyter-book build book/ -W -n --keep-going
-	@echo "The book is at $(abspath book/_build/html/index.html)"
+	$(PY) -m privbias_lib.cli reproduce --profile $(PROFILE) --runs $(RUNS) $(FORCE_FLAG)
+	$(PY) -m privbias_lib.cli book --profile $(PROFILE) --runs $(RUNS) --output $(BOOK_OUT)
 
-test: setup
+test: setup $(RAY_STAMP)
 	$(PY) -m pytest
 
 lint: setup

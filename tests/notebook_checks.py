@@ -8,13 +8,21 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from privbias_lib.runner import RunSpec, execute_run
 from privbias_lib.studies import Study, execute, load_profile
 
 
+def smoke_runs_root(tmp_path_factory) -> Path:
+    """One runs root per test session, laid out as ``privbias reproduce`` lays it out."""
+    return tmp_path_factory.getbasetemp() / "smoke-runs"
+
+
 def run_smoke(study: Study, tmp_path_factory) -> Path:
-    """Execute ``study``'s smoke profile into a fresh folder; returns the folder."""
-    out = tmp_path_factory.mktemp("runs") / study.key / "smoke"
-    execute(study, "smoke", out)
+    """``study``'s smoke run through the runner, executed once per session (the study's
+    tests and the book test share it); returns its folder."""
+    out = smoke_runs_root(tmp_path_factory) / study.key / "smoke"
+    record = execute_run(RunSpec(study.key, "smoke", str(out)))
+    assert record["status"] in ("finished", "reused"), record
     return out
 
 

@@ -367,23 +367,3 @@ def test_rerun_resumes_from_finished_runs_with_identical_results(smoke_run, tmp_
 
 def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
     assert_bad_parameter_stops_early(STUDY, {"EPSILONS": [-1]}, tmp_path, monkeypatch)
-
-
-def test_book_builds_from_the_executed_notebook(smoke_run, tmp_path):
-    import shutil
-    import subprocess
-    import sys
-
-    from privbias_lib.studies import ROOT, stage_book
-
-    book = tmp_path / "book"
-    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "studies"))
-    lines = stage_book(smoke_run.parent.parent, "smoke", book)
-    assert "01_dp_bias: executed (smoke)" in lines
-    jb = Path(sys.executable).parent / "jupyter-book"
-    done = subprocess.run(
-        [str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    page = (book / "_build" / "html" / "studies" / "01_dp_bias.html").read_text()
-    assert "Subgroup AUC" in page and page.count("<img") >= 3  # the figures came along

@@ -733,6 +733,7 @@ def plot_curves(curves: pd.DataFrame):
     """Epsilon against steps (top row) and against sigma (bottom row) per accountant,
     one column per task; estimates dashed, upper bounds solid."""
     import matplotlib.pyplot as plt
+    import matplotlib.ticker as mticker
     import seaborn as sns
 
     tasks = list(dict.fromkeys(curves.task))
@@ -750,8 +751,12 @@ def plot_curves(curves: pd.DataFrame):
             what = "sigma" if x == "steps" else "T"
             delta = part.delta.iloc[0]
             ax.set_title(f"{task}: q={q:.4f}, {what}={fixed:g}, δ={delta:g}", fontsize=10)
-            if x == "steps":
+            if x == "steps":  # log axis, labelled at the steps computed, no minor labels
                 ax.set_xscale("log")
+                ax.xaxis.set_major_locator(mticker.FixedLocator(sorted(part.steps.unique())))
+                ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+                ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     handles = axes[0, -1].get_legend()
     if handles is not None:
         sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)

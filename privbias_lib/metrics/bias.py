@@ -6,13 +6,13 @@ example; + and - are the true labels and the score is the predicted probability 
 positive class.
 
 - Subgroup AUC = AUC(D_g+ u D_g-), BPSN AUC = AUC(D_g- u D_bg+), BNSP AUC = AUC(D_g+ u D_bg-).
-- Positive AEG = 1/2 - MWU(D_g+, D_bg+) / (|D_g+| |D_bg+|), negative AEG likewise on the
+- Positive AEG = ``1/2 - MWU(D_g+, D_bg+) / (|D_g+| |D_bg+|)``, negative AEG likewise on the
   negatives, with MWU(x, y) = #{x_i > y_j} + #{x_i = y_j} / 2. A positive AEG means the
   subgroup's examples are scored *lower* than the background's of the same class.
 - At a threshold t (predicted positive when score >= t): the subgroup's and the
   background's positive rate, TPR and FPR, each over its own examples; parity gap =
   rate_g - rate_bg, equal-opportunity gap = TPR_g - TPR_bg, FPR gap = FPR_g - FPR_bg and
-  equalised-odds gap = max(|TPR gap|, |FPR gap|).
+  equalised-odds gap = ``max(|TPR gap|, |FPR gap|)``.
 - Jigsaw summary = 0.25 AUC_overall + 0.75 mean over the three AUC metrics of the power
   mean M_p over subgroups, M_p(s) = (sum s_i^p / N)^(1/p) with p = -5.
 """
@@ -46,7 +46,7 @@ COLUMNS = ["subgroup", "metric", "value", "reason", "n_pos", "n_neg"]
 
 
 def mwu_fraction(x: np.ndarray, y: np.ndarray) -> float:
-    """P(X > Y) + P(X = Y) / 2 over all pairs: MWU(x, y) / (|x| |y|). NaN if either is empty."""
+    """P(X > Y) + P(X = Y) / 2 over all pairs: ``MWU(x, y) / (|x| |y|)``. NaN if either is empty."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) == 0 or len(y) == 0:
         return float("nan")

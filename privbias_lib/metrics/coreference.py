@@ -16,7 +16,7 @@ anti-stereotypical one. For an occupation ``o``:
   always answers correctly has O-SB 0 (every occupation is the gold answer once with each
   gender); positive values lean male.
 - **RPA**: referent prediction accuracy, by type and pro/anti.
-- Aggregates: the pro - anti accuracy gap, and A-SB, the mean |O-SB| over occupations.
+- Aggregates: the pro - anti accuracy gap, and A-SB, the mean ``|O-SB|`` over occupations.
 
 Transfer is the correlation across occupations (Spearman and Pearson) between intrinsic and
 prompted O-SB, with percentile bootstrap intervals resampling pairs.

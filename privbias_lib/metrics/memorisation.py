@@ -3,7 +3,7 @@ sensitive tokens, canary exposure and membership inference.
 
 Notation. For a text ``x_1..x_T`` and a model ``θ``, ``lp(t) = log p_θ(x_t | x_<t)`` for
 ``t = 2..T`` (natural log; the first token has no context and is not scored). ``θ_0`` is the
-base model before fine-tuning. For a set ``S`` of scored tokens,
+base model before fine-tuning. For a set ``S`` of scored tokens::
 
     gain(S) = (1/|S|) Σ_{t∈S} [lp(t) - lp_0(t)]          (nats per token, pooled over texts)
 

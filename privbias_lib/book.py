@@ -1,0 +1,86 @@
+"""Building the Jupyter Book from the executed study notebooks.
+
+The sources in ``book/`` are copied into ``<out>/<profile>/`` with each study's executed
+notebook (from the runner's ``<runs>/<study>/<profile>/``) as its chapter, and built
+there with warnings as errors, so a smoke book and a cpu book never overwrite each other
+and the repository's ``book/`` stays clean.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .runner import finished_record
+from .studies import ROOT, STUDIES
+
+BOOK_SOURCE = ROOT / "book"
+
+
+class BookError(RuntimeError):
+    """The book cannot be built (a study has no finished run, or Sphinx failed)."""
+
+
+def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
+    """Copy the book's sources and every study's executed notebook into ``target``."""
+    target = Path(target)
+    missing = [key for key in STUDIES if finished_record(Path(runs_root) / key / profile) is None]
+    if missing:
+        raise BookError(
+            f"no finished {profile!r} run of {missing} under {runs_root}; run "
+            f"`privbias reproduce --profile {profile}` (or make book PROFILE={profile}) first"
+        )
+    if target.exists():  # keep Sphinx's _build cache, replace the sources
+        for item in target.iterdir():
+            if item.name != "_build":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    shutil.copytree(
+        BOOK_SOURCE, target, ignore=shutil.ignore_patterns("_build", "studies"), dirs_exist_ok=True
+    )
+    (target / "studies").mkdir()
+    for key in STUDIES:
+        executed = Path(runs_root) / key / profile / f"{key}.ipynb"
+        _stage_notebook(executed, target / "studies" / f"{key}.ipynb")
+    shutil.copytree(_mathjax_folder(), target / "_mathjax" / "mathjax")
+    return target
+
+
+def _stage_notebook(executed: Path, target: Path) -> None:
+    """The chapter: the executed notebook with its default ``parameters`` cell folded
+    (the injected cell below it shows the values that ran)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+    nbformat.write(nb, target)
+
+
+def _mathjax_folder() -> Path:
+    """MathJax 2, as the jupyter-server-mathjax package ships it (offline formulas)."""
+    import jupyter_server_mathjax
+
+    return Path(jupyter_server_mathjax.__file__).parent / "static"
+
+
+def build(profile: str, runs_root: str | Path, out_root: str | Path) -> Path:
+    """Stage and build the book with ``jupyter-book build -W -n --keep-going``;
+    returns the path of its ``index.html``."""
+    source = stage(profile, runs_root, Path(out_root) / profile)
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run(
+        [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise BookError(
+            "jupyter-book build failed (warnings are errors):\n"
+            + done.stdout[-4000:]
+            + done.stderr[-4000:]
+        )
+    return source / "_build" / "html" / "index.html"

@@ -1,0 +1,78 @@
+"""`make book PROFILE=smoke` builds the whole book from the four executed smoke notebooks
+(warnings are errors): every page exists and every chapter shows its run's figures."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from notebook_checks import run_smoke, smoke_runs_root
+
+from privbias_lib.book import BookError, stage
+from privbias_lib.studies import ROOT, STUDIES
+
+PAGES = ["intro", "gpu", "models_and_data", "api"]
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """``make book PROFILE=smoke`` on this session's smoke runs (shared with the study
+    tests, so each notebook runs once per session)."""
+    for study in STUDIES.values():
+        run_smoke(study, tmp_path_factory)
+    runs = smoke_runs_root(tmp_path_factory)
+    out = tmp_path_factory.mktemp("book")
+    venv = Path(sys.executable).parent.parent
+    make = ["make", "--no-print-directory", "-C", str(ROOT), "book", "PROFILE=smoke"]
+    done = subprocess.run(
+        [*make, f"RUNS={runs}", f"BOOK_OUT={out}", f"VENV={venv}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return out / "smoke" / "_build" / "html", done.stdout
+
+
+def test_make_book_reuses_the_runs_and_says_where_the_book_is(smoke_book):
+    html, stdout = smoke_book
+    assert stdout.count(": reused") == len(STUDIES)  # no notebook ran twice
+    assert f"The book is at {(html / 'index.html').resolve()}" in stdout
+
+
+@pytest.mark.parametrize("key", list(STUDIES))
+def test_every_chapter_shows_its_figures_and_no_traceback(smoke_book, tmp_path_factory, key):
+    html, _ = smoke_book
+    page = (html / "studies" / f"{key}.html").read_text()
+    run = smoke_runs_root(tmp_path_factory) / key / "smoke"
+    notebook = json.loads((run / f"{key}.ipynb").read_text())
+    shown = sum(
+        "image/png" in out.get("data", {})
+        for cell in notebook["cells"]
+        for out in cell.get("outputs", [])
+    )
+    assert shown >= 2 and len(re.findall(r"<img [^>]*src=", page)) >= shown
+    assert "Traceback" not in page and "ipythontb" not in page  # no raw error output
+    title = notebook["cells"][0]["source"]
+    title = (title if isinstance(title, str) else "".join(title)).splitlines()[0].lstrip("# ")
+    assert title.split(":")[0] in page
+
+
+def test_every_other_page_is_built(smoke_book):
+    html, _ = smoke_book
+    for name in PAGES:
+        assert (html / f"{name}.html").is_file(), name
+    api = (html / "api.html").read_text()
+    for documented in ("execute_run", "run_sweep", "noise_multiplier", "bias_metrics"):
+        assert documented in api, documented
+    intro = (html / "index.html").read_text()
+    assert "make reproduce" in intro and "make test" in intro
+
+
+def test_the_book_refuses_studies_without_a_finished_run(tmp_path):
+    with pytest.raises(BookError, match="no finished 'smoke' run"):
+        stage("smoke", tmp_path / "no-runs", tmp_path / "book")
