@@ -74,7 +74,14 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunSpec, execute_run, find_study, resolve_parameters, run_id_for
+    from .runner import (
+        LOG_FILE,
+        RunSpec,
+        execute_run,
+        find_study,
+        resolve_parameters,
+        run_id_for,
+    )
 
     study = find_study(args.study)
     overrides = _overrides(args)
@@ -83,7 +90,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     output = args.output or f"build/runs/{study.key}/{args.profile}" + (
         f"/{run_id}" if overrides else ""
     )
-    spec = RunSpec(study.key, args.profile, output, overrides, run_id)
+    spec = RunSpec(study.key, args.profile, str(Path(output).resolve()), overrides, run_id)
+    print(f"{study.key} ({args.profile}) -> {spec.folder}; cell log: {spec.partial / LOG_FILE}")
     record = execute_run(spec, force=args.force, progress_bar=sys.stderr.isatty())
     if record["status"] == "failed":
         print(f"{study.key} failed: {record['error']}\nthe error shows in {record['notebook']}")

@@ -155,14 +155,26 @@ def run_id_for(overrides: dict, label: list[str] | None = None) -> str:
     return f"{slug}-{stable_hash(overrides)[:8]}"
 
 
+def library_fingerprint() -> str:
+    """SHA-256 over the source of every ``privbias_lib`` module (path and bytes)."""
+    import hashlib
+
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def run_identity(study: Study, profile: str, parameters: dict) -> str:
-    """What a finished run must match to be reused: the notebook's bytes and every
-    parameter (a changed profile or notebook makes the old run stale)."""
+    """What a finished run must match to be reused: the notebook's bytes, the library's
+    source and every parameter (changing any of them makes the old run stale)."""
     return stable_hash(
         {
             "study": study.key,
             "profile": profile,
             "notebook": sha256_file(study.notebook),
+            "library": library_fingerprint(),
             "parameters": parameters,
         }
     )
@@ -212,6 +224,19 @@ def _error_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def reusable_record(spec: RunSpec) -> dict | None:
+    """The record of ``spec``'s finished run, marked ``reused``, if the notebook and every
+    parameter are unchanged since it ran; else None (the run must execute)."""
+    study = STUDIES[spec.study]
+    identity = run_identity(
+        study, spec.profile, resolve_parameters(study, spec.profile, spec.overrides)
+    )
+    done = finished_record(spec.folder)
+    if done and done.get("identity") == identity:
+        return {**done, "status": "reused"}
+    return None
+
+
 def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = False) -> dict:
     """Run one notebook unless an identical finished run is already in its folder.
 
@@ -222,9 +247,8 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
     study = STUDIES[spec.study]
     parameters = resolve_parameters(study, spec.profile, spec.overrides)
     identity = run_identity(study, spec.profile, parameters)
-    done = finished_record(spec.folder)
-    if done and done.get("identity") == identity and not force:
-        return {**done, "status": "reused"}
+    if not force and (done := reusable_record(spec)):
+        return done
     with _exclusive(spec):
         _prepare_partial(spec.partial, fresh=force)
         params = study.params_type().from_mapping({**parameters, "OUTPUT_DIR": str(spec.partial)})
@@ -500,13 +524,9 @@ def run_sweep(
     records: dict[str, dict] = {}
     todo = []
     for spec in specs:
-        study = STUDIES[spec.study]
-        identity = run_identity(
-            study, spec.profile, resolve_parameters(study, spec.profile, spec.overrides)
-        )
-        done = finished_record(spec.folder)
-        if done and done.get("identity") == identity and not force:
-            records[spec.run_id] = {**done, "status": "reused"}
+        done = None if force else reusable_record(spec)
+        if done:
+            records[spec.run_id] = done
         else:
             todo.append(spec)
     bar = tqdm(total=len(specs), initial=len(records), unit="run", desc=f"sweep {output.name}")
@@ -613,7 +633,8 @@ def reproduce(
         resolve_parameters(STUDIES[spec.study], profile)
     records = []
     for spec in specs:
-        print(f"{spec.study} ({profile}) ...", flush=True)
+        if force or not reusable_record(spec):
+            print(f"{spec.study} ({profile}) ... cell log: {spec.partial / LOG_FILE}", flush=True)
         record = execute_run(spec, force=force, progress_bar=sys.stderr.isatty())
         records.append(record)
         took = record.get("seconds", 0)

@@ -127,6 +127,7 @@ def execute(
     """
     import papermill
 
+    output_dir = Path(output_dir).resolve()  # the kernel runs in notebooks/
     output_dir.mkdir(parents=True, exist_ok=True)
     params = parameters if parameters is not None else load_profile(study, profile)
     params = {**params, "OUTPUT_DIR": str(output_dir)}

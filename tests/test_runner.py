@@ -25,13 +25,14 @@ from privbias_lib.runner import (
     expand_grid,
     find_study,
     finished_record,
+    gpus_needed,
     parse_value,
     plan_sweep,
     resolve_parameters,
     run_id_for,
     run_sweep,
 )
-from privbias_lib.studies import STUDIES, load_profile, notebook_defaults
+from privbias_lib.studies import ROOT, STUDIES, load_profile, notebook_defaults
 
 STUDY = STUDIES["02_ew_tune"]
 QUICK = {"RUN_TRAINING": False}  # study 2's Part A only
@@ -144,9 +145,12 @@ def test_a_finished_run_needs_its_record_and_every_listed_file_intact(tmp_path):
     assert finished_record(tmp_path / "missing") is None
 
 
-def test_run_writes_everything_atomically_and_reuses_only_identical_runs(tmp_path, capsys):
+def test_run_writes_everything_atomically_and_reuses_only_identical_runs(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a relative --output is relative here, not to notebooks/
     out = tmp_path / "quick"
-    argv = ["run", "2", "--profile", "smoke", "-p", "RUN_TRAINING", "false", "--output", str(out)]
+    argv = ["run", "2", "--profile", "smoke", "-p", "RUN_TRAINING", "false", "--output", "quick"]
     assert cli.main(argv) == 0
     files = {p.name for p in out.iterdir()}
     assert {"02_ew_tune.ipynb", "results.csv", "manifest.json", RUN_FILE} <= files
@@ -165,7 +169,7 @@ def test_run_writes_everything_atomically_and_reuses_only_identical_runs(tmp_pat
     assert "reused" in capsys.readouterr().out
     assert json.loads((out / RUN_FILE).read_text()) == record
 
-    spec = RunSpec(STUDY.key, "smoke", str(out), {**QUICK, "TARGET_EPSILON": 4.0})
+    spec = RunSpec(STUDY.key, "smoke", "quick", {**QUICK, "TARGET_EPSILON": 4.0})
     again = execute_run(spec)  # another parameter value: the stale run is replaced
     assert again["status"] == "finished" and again["identity"] != record["identity"]
     assert json.loads((out / "manifest.json").read_text())["parameters"]["TARGET_EPSILON"] == 4.0
@@ -198,7 +202,8 @@ def test_a_killed_sweep_resumes_only_the_missing_runs(tmp_path):
     out = tmp_path / "sweep"
     argv = [sys.executable, "-m", "privbias_lib.cli", "sweep", "2", "--profile", "smoke"]
     argv += ["--grid", str(grid), "--output", str(out), "--workers", "1"]
-    specs = plan_sweep(STUDY, "smoke", expand_grid(yaml.safe_load(grid.read_text())), out)
+    points = expand_grid(yaml.safe_load(grid.read_text()))
+    specs = plan_sweep(STUDY, "smoke", points, out, label=["TARGET_EPSILON"])  # as the CLI
     sweep = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -279,3 +284,37 @@ def test_parameter_files_and_values_combine_in_order(tmp_path, capsys):
         ["run", "2", "-f", str(overrides), "-p", "EPOCHS", "2", "-p", "SEEDS", "[4, 5]"]
     )
     assert cli._overrides(args) == {"TARGET_EPSILON": 3.0, "EPOCHS": 2, "SEEDS": [4, 5]}
+
+
+@pytest.mark.parametrize("grid", sorted((ROOT / "notebooks" / "grids").glob("*.yaml")))
+def test_the_shipped_paper_grids_plan_valid_runs(grid, tmp_path):
+    study = next(s for key, s in STUDIES.items() if grid.name.startswith(key))
+    points = expand_grid(yaml.safe_load(grid.read_text()))
+    specs = plan_sweep(study, "paper", points, tmp_path, label=list(points[0]))
+    assert len({s.run_id for s in specs}) == len(points) >= 3
+    assert all(gpus_needed(study, "paper", s.overrides) == 1 for s in specs)
+
+
+def test_a_rerun_keeps_only_the_finished_sub_runs_of_an_earlier_attempt(tmp_path):
+    from privbias_lib.runner import _prepare_partial
+
+    partial = tmp_path / "x.partial"
+    (partial / "runs").mkdir(parents=True)
+    (partial / "runs" / "abc.json").write_text("{}")
+    (partial / "old_figure.png").write_text("stale")
+    (partial / "figures").mkdir()
+    _prepare_partial(partial, fresh=False)
+    assert [p.name for p in partial.iterdir()] == ["runs"]
+    assert (partial / "runs" / "abc.json").is_file()
+    _prepare_partial(partial, fresh=True)  # --force: nothing is kept
+    assert list(partial.iterdir()) == []
+
+
+def test_a_change_to_the_library_makes_finished_runs_stale(monkeypatch):
+    from privbias_lib import runner
+
+    params = resolve_parameters(STUDY, "smoke")
+    before = runner.run_identity(STUDY, "smoke", params)
+    assert runner.run_identity(STUDY, "smoke", params) == before  # deterministic
+    monkeypatch.setattr(runner, "library_fingerprint", lambda: "edited")
+    assert runner.run_identity(STUDY, "smoke", params) != before

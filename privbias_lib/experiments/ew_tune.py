@@ -730,22 +730,22 @@ def tidy_results(
 
 
 def plot_curves(curves: pd.DataFrame):
-    """Epsilon against steps (top row) and against sigma (bottom row) per accountant,
-    one column per task; estimates dashed, upper bounds solid."""
+    """Epsilon against steps (left) and against sigma (right) per accountant, one row
+    per task; estimates dashed, upper bounds solid."""
     import matplotlib.pyplot as plt
     import matplotlib.ticker as mticker
     import seaborn as sns
 
     tasks = list(dict.fromkeys(curves.task))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks) + 1.5, 6.8), squeeze=False)
-    for col, task in enumerate(tasks):
-        for row, (curve, x) in enumerate([("vs steps", "steps"), ("vs sigma", "sigma")]):
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(9.5, 2.9 * len(tasks)), squeeze=False)
+    for row, task in enumerate(tasks):
+        for col, (curve, x) in enumerate([("vs steps", "steps"), ("vs sigma", "sigma")]):
             ax = axes[row, col]
             part = curves[(curves.task == task) & (curves.curve == curve)]
             sns.lineplot(
                 data=part, x=x, y="epsilon", hue="method", style="kind", markers=True,
                 dashes={"upper bound": "", "estimate": (3, 2)}, ax=ax,
-                legend=col == len(tasks) - 1 and row == 0,
+                legend=row == 0 and col == 1,
             )  # fmt: skip
             q, fixed = part.q.iloc[0], part.sigma.iloc[0] if x == "steps" else part.steps.iloc[0]
             what = "sigma" if x == "steps" else "T"
@@ -757,9 +757,8 @@ def plot_curves(curves: pd.DataFrame):
                 ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.xaxis.set_minor_formatter(mticker.NullFormatter())
                 ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    handles = axes[0, -1].get_legend()
-    if handles is not None:
-        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    if axes[0, 1].get_legend() is not None:
+        sns.move_legend(axes[0, 1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.tight_layout()
     return fig
 
