@@ -225,8 +225,8 @@ def _error_summary(exc: BaseException) -> str:
 
 
 def reusable_record(spec: RunSpec) -> dict | None:
-    """The record of ``spec``'s finished run, marked ``reused``, if the notebook and every
-    parameter are unchanged since it ran; else None (the run must execute)."""
+    """The record of ``spec``'s finished run, marked ``reused``, if its identity (the
+    notebook, the library source, every parameter) is unchanged; else None."""
     study = STUDIES[spec.study]
     identity = run_identity(
         study, spec.profile, resolve_parameters(study, spec.profile, spec.overrides)

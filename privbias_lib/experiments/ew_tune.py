@@ -729,6 +729,16 @@ def tidy_results(
 # ----------------------------------------------------------------------------- figures
 
 
+def _spaced(values, min_ratio: float = 1.2) -> list[float]:
+    """Sorted ``values`` without those closer than ``min_ratio`` to the previous one kept
+    (tick positions on a log axis whose labels would overlap, e.g. 1000 and 1040)."""
+    kept: list[float] = []
+    for v in sorted(values):
+        if not kept or v >= kept[-1] * min_ratio:
+            kept.append(v)
+    return kept
+
+
 def plot_curves(curves: pd.DataFrame):
     """Epsilon against steps (left) and against sigma (right) per accountant, one row
     per task; estimates dashed, upper bounds solid."""
@@ -753,7 +763,7 @@ def plot_curves(curves: pd.DataFrame):
             ax.set_title(f"{task}: q={q:.4f}, {what}={fixed:g}, δ={delta:g}", fontsize=10)
             if x == "steps":  # log axis, labelled at the steps computed, no minor labels
                 ax.set_xscale("log")
-                ax.xaxis.set_major_locator(mticker.FixedLocator(sorted(part.steps.unique())))
+                ax.xaxis.set_major_locator(mticker.FixedLocator(_spaced(part.steps.unique())))
                 ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.xaxis.set_minor_formatter(mticker.NullFormatter())
                 ax.tick_params(axis="x", labelrotation=45, labelsize=8)
