@@ -324,3 +324,10 @@ def test_smoke_notebook_output_is_not_flooded_by_progress_bars(smoke_run):
     assert "Loading weights" not in text
     runs = len(ew_tune.plan_runs(ew_tune.EWTuneParams.from_mapping(profile("smoke"))))
     assert f"{runs} training runs (0 already finished" in text  # a fresh run trained all
+
+
+def test_log_axis_ticks_skip_steps_whose_labels_would_overlap():
+    from privbias_lib.experiments.ew_tune import _spaced
+
+    assert _spaced([2000, 50, 1040, 100, 1000, 660]) == [50, 100, 660, 1000, 2000]
+    assert _spaced([100]) == [100]

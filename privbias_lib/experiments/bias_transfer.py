@@ -380,18 +380,19 @@ def osb_frame(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_scatter(results: pd.DataFrame, conditions: list[str]):
-    """Intrinsic against prompted O-SB per occupation, coloured by the share of women."""
+    """Intrinsic against prompted O-SB per occupation, coloured by the share of women:
+    one row per condition, one column per model."""
     import matplotlib.pyplot as plt
 
     frame = osb_frame(results)
     frame = frame[frame.condition.isin(conditions)]
     models = list(dict.fromkeys(frame.model))
     fig, axes = plt.subplots(
-        len(models), len(conditions), figsize=(3.2 * len(conditions), 3.0 * len(models)),
+        len(conditions), len(models), figsize=(3.6 * len(models) + 1.4, 2.7 * len(conditions)),
         squeeze=False, sharex=True, sharey=True,
     )  # fmt: skip
-    for i, model in enumerate(models):
-        for j, cond in enumerate(conditions):
+    for i, cond in enumerate(conditions):
+        for j, model in enumerate(models):
             ax = axes[i][j]
             part = frame[(frame.model == model) & (frame.condition == cond)]
             sc = ax.scatter(
@@ -400,12 +401,12 @@ def plot_scatter(results: pd.DataFrame, conditions: list[str]):
             )  # fmt: skip
             ax.axhline(0, color="grey", lw=0.5)
             ax.axvline(0, color="grey", lw=0.5)
-            ax.set_title(f"{model}\n{cond}" if j == 0 else cond, fontsize=8)
-            if i == len(models) - 1:
+            ax.set_title(f"{model}: {cond}", fontsize=9)
+            if i == len(conditions) - 1:
                 ax.set_xlabel("intrinsic O-SB")
             if j == 0:
                 ax.set_ylabel("prompted O-SB")
-    fig.colorbar(sc, ax=axes, label="share of women (%)", shrink=0.8)
+    fig.colorbar(sc, ax=axes, label="share of women (%)", shrink=0.5)
     return fig
 
 
