@@ -63,3 +63,13 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clear_folder(folder: str | os.PathLike, keep: tuple[str, ...] = ()) -> Path:
+    """Create ``folder`` if needed and remove everything in it but the ``keep`` entries."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in folder.iterdir():
+        if item.name not in keep:
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    return folder

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ._io import clear_folder
 from .runner import finished_record
 from .studies import ROOT, STUDIES
 
@@ -32,10 +33,7 @@ def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
             f"no finished {profile!r} run of {missing} under {runs_root}; run "
             f"`privbias reproduce --profile {profile}` (or make book PROFILE={profile}) first"
         )
-    if target.exists():  # keep Sphinx's _build cache, replace the sources
-        for item in target.iterdir():
-            if item.name != "_build":
-                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    clear_folder(target, keep=("_build",))  # keep Sphinx's cache, replace the sources
     shutil.copytree(
         BOOK_SOURCE, target, ignore=shutil.ignore_patterns("_build", "studies"), dirs_exist_ok=True
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import json
 import os
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ._io import sha256_file, write_json_atomic
+from ._io import clear_folder, sha256_file, write_json_atomic
 from .notebook import ParameterError, stable_hash
 from .studies import PROFILES, STUDIES, Study, execute, load_profile, notebook_defaults
 
@@ -155,6 +156,7 @@ def run_id_for(overrides: dict, label: list[str] | None = None) -> str:
     return f"{slug}-{stable_hash(overrides)[:8]}"
 
 
+@functools.cache
 def library_fingerprint() -> str:
     """SHA-256 over the source of every ``privbias_lib`` module (path and bytes)."""
     import hashlib
@@ -224,13 +226,14 @@ def _error_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def reusable_record(spec: RunSpec) -> dict | None:
+def reusable_record(spec: RunSpec, identity: str | None = None) -> dict | None:
     """The record of ``spec``'s finished run, marked ``reused``, if its identity (the
     notebook, the library source, every parameter) is unchanged; else None."""
-    study = STUDIES[spec.study]
-    identity = run_identity(
-        study, spec.profile, resolve_parameters(study, spec.profile, spec.overrides)
-    )
+    if identity is None:
+        study = STUDIES[spec.study]
+        identity = run_identity(
+            study, spec.profile, resolve_parameters(study, spec.profile, spec.overrides)
+        )
     done = finished_record(spec.folder)
     if done and done.get("identity") == identity:
         return {**done, "status": "reused"}
@@ -247,7 +250,7 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
     study = STUDIES[spec.study]
     parameters = resolve_parameters(study, spec.profile, spec.overrides)
     identity = run_identity(study, spec.profile, parameters)
-    if not force and (done := reusable_record(spec)):
+    if not force and (done := reusable_record(spec, identity)):
         return done
     with _exclusive(spec):
         _prepare_partial(spec.partial, fresh=force)
@@ -302,12 +305,7 @@ def _prepare_partial(partial: Path, fresh: bool) -> None:
     """An empty ``.partial`` folder but for ``runs/``, the notebook's store of finished
     sub-runs (checksummed and keyed by their parameters), which a rerun resumes from;
     ``fresh`` drops that too. Outputs of an earlier attempt never leak into this one."""
-    if fresh and partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
-    for item in partial.iterdir():
-        if item.name != "runs":
-            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    clear_folder(partial, keep=() if fresh else ("runs",))
 
 
 def _is_notebook_error(exc: BaseException) -> bool:
@@ -445,7 +443,7 @@ def _ray_backend(
         import ray
     except ImportError:
         raise ParameterError(
-            "--backend ray needs Ray: pip install 'privbias[ray]' (or make test, which adds it)"
+            "--backend ray needs Ray: pip install -e '.[ray]' (make test installs it)"
         ) from None
     if not ray.is_initialized():
         if address:
@@ -509,7 +507,6 @@ def run_sweep(
     gpus_per_run: int | None = None,
     cpus_per_run: int = 1,
     force: bool = False,
-    on_done: Callable[[RunSpec, dict], None] | None = None,
 ) -> SweepReport:
     """Execute ``specs`` (from :func:`plan_sweep`): finished runs are reused, the others
     run ``workers`` at a time, locally or as Ray tasks; one failure stops no other run.
@@ -538,8 +535,6 @@ def run_sweep(
         bar.write(f"{mark:>6} {spec.run_id} {took}".rstrip())
         bar.update(1)
         _write_sweep(output, specs, records)
-        if on_done:
-            on_done(spec, record)
 
     _write_sweep(output, specs, records)
     try:
@@ -597,7 +592,7 @@ def collect(root: str | Path) -> pd.DataFrame:
     (lists and mappings as JSON text). Empty if no run has finished."""
     import pandas as pd
 
-    frames, param_columns = [], []
+    frames = []
     for folder, record in finished_runs(root):
         results = folder / "results.csv"
         if not results.is_file():
@@ -605,8 +600,6 @@ def collect(root: str | Path) -> pd.DataFrame:
         df = pd.read_csv(results)
         info = {"run_id": record["run_id"], "study": record["study"], "profile": record["profile"]}
         for name, value in (record.get("overrides") or {}).items():
-            if name not in param_columns:
-                param_columns.append(name)
             info[name] = json.dumps(value) if isinstance(value, list | dict) else value
         for name, value in reversed(info.items()):
             column = name if name not in df.columns else f"param_{name}"
@@ -633,9 +626,10 @@ def reproduce(
         resolve_parameters(STUDIES[spec.study], profile)
     records = []
     for spec in specs:
-        if force or not reusable_record(spec):
+        record = None if force else reusable_record(spec)
+        if record is None:
             print(f"{spec.study} ({profile}) ... cell log: {spec.partial / LOG_FILE}", flush=True)
-        record = execute_run(spec, force=force, progress_bar=sys.stderr.isatty())
+            record = execute_run(spec, force=force, progress_bar=sys.stderr.isatty())
         records.append(record)
         took = record.get("seconds", 0)
         print(f"{spec.study}: {record['status']} ({took:.0f} s) -> {spec.folder}", flush=True)

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from privbias_lib.runner import RunSpec, execute_run
-from privbias_lib.studies import Study, execute, load_profile
+from privbias_lib.studies import Study, execute, load_profile, notebook_defaults
 
 
 def smoke_runs_root(tmp_path_factory) -> Path:
@@ -47,13 +47,4 @@ def assert_bad_parameter_stops_early(study: Study, changes: dict, tmp_path, monk
 def parameters_cell_values(study: Study) -> dict:
     """The notebook's single ``parameters`` cell, as {NAME: literal value}; fails if there
     is not exactly one such cell or it holds anything but assignments of literals."""
-    import ast
-
-    nb = nbformat.read(study.notebook, as_version=4)
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    values = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign), "parameters cell: assignments only"
-        values[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
-    return values
+    return notebook_defaults(study)
