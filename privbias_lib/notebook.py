@@ -180,6 +180,18 @@ def write_results(df: pd.DataFrame, output_dir: str | Path, name: str = "results
     return target
 
 
+def fold_constant_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, str]:
+    """Move those of `columns` that hold one value in every row into a caption
+    ("name: value · …"), so a table shown on a page keeps only what varies."""
+    folded = [c for c in columns if c in frame and frame[c].nunique(dropna=False) == 1]
+    caption = " · ".join(f"{c}: {_caption_value(frame[c].iloc[0])}" for c in folded)
+    return frame.drop(columns=folded), caption
+
+
+def _caption_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def save_figure(fig, output_dir: str | Path, name: str) -> Path:
     """Save a matplotlib figure (or seaborn grid) as PNG atomically."""
     fig = getattr(fig, "figure", fig)

@@ -74,6 +74,31 @@ def test_data_sample_is_both_versions_of_each_pair():
     assert data.fingerprint() == bt.load_data(params()).fingerprint()
 
 
+def test_summary_views_write_each_correlation_with_its_interval():
+    index = pd.MultiIndex.from_tuples([("m", bt.INTRINSIC), ("m", "zero-shot")])
+    table = pd.DataFrame(
+        {
+            "accuracy": [np.nan, 0.6],
+            "Spearman vs intrinsic": [np.nan, 0.148],
+            "Spearman CI low": [np.nan, -0.112],
+            "Spearman CI high": [np.nan, 0.366],
+            "Pearson vs intrinsic": [np.nan, -0.07],
+            "Pearson CI low": [np.nan, -0.2],
+            "Pearson CI high": [np.nan, 0.004],
+            "Spearman vs share of women": [-0.5, 0.1],
+        },
+        index=index,
+    )
+    measures, correlations = bt.summary_views(table)
+    assert list(measures.columns) == ["accuracy"]
+    assert correlations.loc[("m", "zero-shot")].tolist() == [
+        "+0.15 [-0.11, +0.37]",
+        "-0.07 [-0.20, +0.00]",
+        0.1,
+    ]
+    assert correlations.loc[("m", bt.INTRINSIC)].tolist()[:2] == ["—", "—"]
+
+
 def test_pipeline_on_a_local_model(tiny_llama, smollm2_tokenizer, tmp_path):
     folder = tmp_path / "tiny"
     tiny_llama(seed=4).save_pretrained(folder)
@@ -97,6 +122,10 @@ def test_pipeline_on_a_local_model(tiny_llama, smollm2_tokenizer, tmp_path):
     assert results.value[results.metric.str.startswith("rpa")].between(-1, 1).all()
     table = bt.summary_table(results)
     assert (str(folder), "zero-shot") in table.index
+    measures, correlations = bt.summary_views(table)
+    assert list(measures.index) == list(table.index) == list(correlations.index)
+    assert len(measures.columns) + 3 * len(correlations.columns) - 2 == len(table.columns)
+    assert correlations.loc[(str(folder), bt.INTRINSIC), "Pearson vs intrinsic [95% CI]"] == "—"
     # stored scores are reused: a second run reads them back unchanged
     again = bt.run_study(p, data, store, progress=False)
     assert again[str(folder)]["fair"]["scores"] == per_model["fair"]["scores"]

@@ -15,7 +15,7 @@ from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_va
 from privbias_lib.accounting import epsilon
 from privbias_lib.experiments import dp_bias
 from privbias_lib.metrics import AUC_METRICS
-from privbias_lib.notebook import ParameterError, RunStore
+from privbias_lib.notebook import ParameterError, RunStore, fold_constant_columns
 from privbias_lib.studies import PROFILES, STUDIES, execute, load_profile
 
 STUDY = STUDIES["01_dp_bias"]
@@ -318,6 +318,20 @@ def test_smoke_run_reports_epsilon_with_its_accountant_and_a_bound(smoke_run):
         assert row.epsilon_bound == pytest.approx(again, rel=1e-3)
         # smoke calibrates by RDP and bounds by PLD, which is never looser than RDP
         assert row.epsilon_bound <= row.epsilon * 1.001
+
+
+def test_the_shown_privacy_table_keeps_the_accountants_in_its_caption(smoke_run):
+    privacy = pd.read_csv(smoke_run / "privacy.csv")
+    params = load_profile(STUDY, "smoke")
+    shown, caption = fold_constant_columns(
+        privacy.set_index("run"), ["delta", "accountant", "bound_by", "sampling", "epsilon"]
+    )
+    assert f"accountant: {params['ACCOUNTANT']}" in caption
+    assert f"bound_by: {params['BOUND_ACCOUNTANT']}" in caption and "sampling: poisson" in caption
+    assert f"delta: {params['DELTA']:g}" in caption
+    assert not {"delta", "accountant", "bound_by", "sampling"} & set(shown.columns)
+    assert "epsilon" in shown.columns  # differs between the runs: stays a column
+    assert len(shown) == len(privacy)
 
 
 def test_smoke_run_writes_its_tables(smoke_run):

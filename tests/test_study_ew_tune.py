@@ -172,6 +172,13 @@ def test_sigma_table_recomputes_the_reductions_from_its_sigmas():
     assert row.reduction_vs_prv_pct == pytest.approx(100 * 0.04 / 0.84)
     assert row.reduction_vs_rdp_pct == pytest.approx(100 * 0.1 / 0.9)
     assert row.paper_reduction_vs_prv_pct == pytest.approx(100 * 0.04 / 0.82)
+    shown = ew_tune.sigma_overview(ew_tune.sigma_table(calibration)).iloc[0]
+    assert (
+        shown[("\N{GREEK SMALL LETTER SIGMA} Edgeworth", "ours")] == 0.8
+        and shown[("\N{GREEK SMALL LETTER SIGMA} RDP", "paper")] == 0.88
+    )
+    assert shown[("less noise than PRV (%)", "paper")] == row.paper_reduction_vs_prv_pct
+    assert len(shown) == 2 * 5  # every quantity once for ours and once for the paper
 
 
 # --- data --------------------------------------------------------------------------------

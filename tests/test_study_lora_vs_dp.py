@@ -138,6 +138,18 @@ def test_alignment_check_passes_real_tokenizers_and_catches_a_shift(tokenizer, r
     assert not bad["ok"] and bad["spans_not_recovered"] > 0
 
 
+def test_highlighted_tokens_are_escaped_and_marked(smollm2_tokenizer):
+    text = "Name: <Ann> & Bo\nCard 4111"
+    spans = [(text.index("<Ann>"), text.index("<Ann>") + 5, "name")]
+    tokens = study.highlight_tokens(smollm2_tokenizer, text, spans)
+    page = study.highlight_html(tokens)
+    assert page.count('<span style="display:inline-block') == len(tokens)
+    assert "&lt;" in page and "<Ann>" not in page and "&amp;" in page
+    assert "\N{RETURN SYMBOL}" in page and "\n" not in page
+    sensitive = page.count("background:#fcc") - 1  # one in the legend
+    assert sensitive == (tokens.label == "sensitive").sum() > 0
+
+
 # --- the notebook, end to end ----------------------------------------------------------------
 
 

@@ -364,6 +364,34 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def summary_views(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`summary_table` as two tables that fit a page: the bias measures, and the
+    correlations with their 95% intervals written "r [low, high]"."""
+    correlations = {
+        "Spearman vs intrinsic [95% CI]": "Spearman",
+        "Pearson vs intrinsic [95% CI]": "Pearson",
+    }
+    view = pd.DataFrame(index=table.index)
+    for name, stem in correlations.items():
+        if f"{stem} vs intrinsic" in table:
+            view[name] = [
+                _with_interval(r, lo, hi)
+                for r, lo, hi in table[
+                    [f"{stem} vs intrinsic", f"{stem} CI low", f"{stem} CI high"]
+                ].itertuples(index=False)
+            ]
+    if "Spearman vs share of women" in table:
+        view["Spearman vs share of women"] = table["Spearman vs share of women"]
+    folded = [c for c in table if "Spearman" in c or "Pearson" in c]
+    return table.drop(columns=folded), view
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if not np.isfinite(value):
+        return "—"
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def osb_frame(results: pd.DataFrame) -> pd.DataFrame:
     """Per model, condition and occupation: prompted and intrinsic O-SB and share of women."""
     from ..data import occupation_stats

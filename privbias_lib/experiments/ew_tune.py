@@ -40,6 +40,7 @@ from ._common import (
 TASK_SIZES = {"mnli": 392_702, "qnli": 104_743, "qqp": 363_849, "sst2": 67_349}
 EW_BATCH, EW_EPOCHS = 2000, 20
 CALIBRATED = ("edgeworth", "prv", "rdp")  # the three accountants EW-Tune compared
+ACCOUNTANT_NAMES = {"edgeworth": "Edgeworth", "prv": "PRV", "rdp": "RDP", "pld": "PLD"}
 AUDITOR = "pld"  # the near-exact rigorous reference
 NON_PRIVATE = "none"
 DATASETS = ("redditbias", "glue")
@@ -317,6 +318,21 @@ def sigma_table(calibration: pd.DataFrame) -> pd.DataFrame:
             out["paper_sigma_edgeworth"], out[f"paper_sigma_{other}"]
         )
     return out
+
+
+def sigma_overview(sigmas: pd.DataFrame) -> pd.DataFrame:
+    """`sigma_table` for reading: one column pair (ours, paper) per quantity."""
+    quantities = {
+        **{f"\N{GREEK SMALL LETTER SIGMA} {ACCOUNTANT_NAMES[m]}": f"sigma_{m}" for m in CALIBRATED},
+        "less noise than PRV (%)": "reduction_vs_prv_pct",
+        "less noise than RDP (%)": "reduction_vs_rdp_pct",
+    }
+    columns = {
+        (quantity, source): sigmas[column if source == "ours" else f"paper_{column}"]
+        for quantity, column in quantities.items()
+        for source in ("ours", "paper")
+    }
+    return pd.DataFrame(columns, index=sigmas.index)
 
 
 def audit_table(params: EWTuneParams, calibration: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ the measures of :mod:`privbias_lib.metrics.memorisation`.
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import time
 from pathlib import Path
@@ -258,6 +259,31 @@ def highlight_tokens(tokenizer, text: str, spans, max_tokens: int = 80) -> pd.Da
             "label": [{1: "sensitive", 0: "", -1: "special"}[v] for v in labels],
         }
     )
+
+
+_TOKEN_STYLES = {
+    "sensitive": "background:#fcc;border-color:#c33",
+    "special": "background:#eee;color:#777",
+    "": "",
+}
+
+
+def highlight_html(tokens: pd.DataFrame) -> str:
+    """`highlight_tokens`'s table as wrapped HTML: one box per token, sensitive tokens
+    red, special ones grey; spaces shown as a middle dot, line breaks as a return sign."""
+    boxes = []
+    for token, label in zip(tokens.token, tokens.label, strict=True):
+        shown = html.escape(token).replace(" ", "\N{MIDDLE DOT}").replace("\n", "\N{RETURN SYMBOL}")
+        boxes.append(
+            '<span style="display:inline-block;border:1px solid #ccc;margin:1px;'
+            f'padding:0 2px;white-space:pre;{_TOKEN_STYLES[label]}">{shown}</span>'
+        )
+    legend = (
+        f'<div>{len(tokens)} tokens; <span style="{_TOKEN_STYLES["sensitive"]}">sensitive</span>, '
+        f'<span style="{_TOKEN_STYLES["special"]}">special</span></div>'
+    )
+    style = "font-family:monospace;font-size:0.8em;line-height:1.9"
+    return f'<div style="{style}">{legend}{"".join(boxes)}</div>'
 
 
 # ----------------------------------------------------------------------------- runs
