@@ -8,10 +8,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import bootstrap, pearsonr, spearmanr
 
 from privbias_lib.data.winobias import PRONOUN_GENDER
+from privbias_lib.metrics.bootstrap import bca_interval
 from privbias_lib.metrics.coreference import (
+    WeightedTransfer,
     accuracy_table,
     bootstrap_transfer,
     correlation,
@@ -19,6 +21,7 @@ from privbias_lib.metrics.coreference import (
     pairs,
     picks,
     prompted_osb,
+    transfer_correlation,
 )
 
 
@@ -146,3 +149,102 @@ def test_transfer_bootstrap_brackets_the_estimate():
     lo, hi = ci["spearman_ci"]
     assert lo < point["spearman"] < hi
     assert ci == bootstrap_transfer(table, male_ll, female_ll, items, correct, n_boot=100, seed=3)
+
+
+def _synthetic_transfer(rng, pairs, occupations=20, offset_sd=0.0, noise=1.0):
+    """WinoBias-shaped data whose occupations lean by a known amount, intrinsically and when
+    prompted (prompted lean = intrinsic lean + a fixed offset per occupation)."""
+    names = np.array([f"o{i}" for i in range(occupations)])
+    lean = np.linspace(-1.5, 1.5, occupations)
+    prompted_lean = lean + np.random.default_rng(123).normal(0, offset_sd, occupations)
+    gold = rng.integers(0, occupations, pairs)
+    other = (gold + rng.integers(1, occupations, pairs)) % occupations
+    table = pd.DataFrame({"pair_id": np.arange(pairs), "occupation": names[gold]})
+    table["pro"] = np.where(lean[gold] > 0, "male", "female")
+    items = pd.DataFrame(
+        {
+            "pair_id": np.repeat(np.arange(pairs), 2),
+            "occupation": np.repeat(names[gold], 2),
+            "other_occupation": np.repeat(names[other], 2),
+            "pronoun_gender": np.tile(["male", "female"], pairs),
+        }
+    )
+    male_ll = lean[gold] + rng.normal(0, noise, pairs)
+    sign = np.where(items.pronoun_gender == "male", 1, -1)
+    g, o = np.repeat(gold, 2), np.repeat(other, 2)
+    margin = (prompted_lean[g] - prompted_lean[o]) * sign + rng.normal(0, noise, 2 * pairs)
+    return table, male_ll, np.zeros(pairs), items, (margin > 0).astype(float)
+
+
+def test_transfer_interval_resamples_the_statistic_it_reports():
+    """Intrinsic O-SB from the marked (pronoun-only) pairs, prompted O-SB from every
+    sentence; the interval is the BCa interval of exactly that statistic, recomputed here
+    with pandas on duplicated rows (the library's NumPy weights must give the same)."""
+    table, male_ll, female_ll, items, correct = _synthetic_transfer(np.random.default_rng(7), 60)
+    marked = np.arange(len(table)) % 3 != 0
+    point = transfer_correlation(table, male_ll, female_ll, items, correct, marked)
+    by_hand = correlation(
+        intrinsic_osb(table[marked], male_ll[marked], female_ll[marked])["osb"],
+        prompted_osb(items, correct)["osb"],
+    )
+    assert point == by_hand and np.isfinite(point["spearman"])
+
+    def statistic(idx):
+        rows = np.concatenate([np.flatnonzero(items.pair_id == table.pair_id[i]) for i in idx])
+        sample = table.iloc[idx].reset_index(drop=True)
+        return transfer_correlation(
+            sample, male_ll[idx], female_ll[idx], items.iloc[rows], correct[rows], marked[idx]
+        )
+
+    n, rng = len(table), np.random.default_rng(5)
+    reps = [statistic(rng.integers(0, n, n)) for _ in range(30)]
+    jack = [statistic(np.delete(np.arange(n), i)) for i in range(n)]
+    ci = bootstrap_transfer(
+        table, male_ll, female_ll, items, correct, intrinsic_pairs=marked, n_boot=30, seed=5
+    )
+    for k in ("spearman", "pearson"):
+        expected = bca_interval(point[k], [r[k] for r in reps], [j[k] for j in jack])
+        assert ci[f"{k}_ci"] == pytest.approx(expected, abs=1e-12), k
+
+
+def test_bca_interval_matches_scipy():
+    """A skewed statistic (the variance of an exponential sample), where BCa and the
+    percentile interval differ: ours from its replicates and jackknife, scipy's from its own."""
+    x = np.random.default_rng(0).exponential(size=40)
+    rng = np.random.default_rng(1)
+    reps = [np.var(x[rng.integers(0, 40, 40)]) for _ in range(20_000)]
+    jack = [np.var(np.delete(x, i)) for i in range(40)]
+    ours = bca_interval(np.var(x), reps, jack)
+    theirs = bootstrap(
+        (x,), np.var, method="BCa", n_resamples=20_000, random_state=2
+    ).confidence_interval
+    assert ours == pytest.approx((theirs.low, theirs.high), rel=0.03)
+    percentile = np.quantile(reps, [0.025, 0.975])
+    assert abs(percentile[1] - ours[1]) > 0.1 * ours[1]  # the test can tell them apart
+    assert np.isnan(bca_interval(1.0, [0.1, 0.2, 0.3], jack)).all()  # all on one side
+    assert np.isnan(bca_interval(np.nan, reps, jack)).all()
+
+
+def test_bca_covers_an_attenuated_correlation_more_often_than_percentiles():
+    """Ten pairs per occupation: the correlation of noisy occupation means is attenuated
+    and the percentile interval mostly misses the population value; BCa far less often."""
+    rng = np.random.default_rng(0)
+    population = WeightedTransfer(*_synthetic_transfer(rng, 200_000, offset_sd=0.8))
+    truth = population(np.ones(population.pairs))["spearman"]
+    assert 0.7 < truth < 0.9
+    covered = {"percentile": 0, "bca": 0}
+    datasets = 40
+    for d in range(datasets):
+        statistic = WeightedTransfer(*_synthetic_transfer(rng, 200, offset_sd=0.8))
+        n, draw = statistic.pairs, np.random.default_rng(d)
+        reps = [
+            statistic(np.bincount(draw.integers(0, n, n), minlength=n))["spearman"]
+            for _ in range(200)
+        ]
+        jack = [statistic(np.arange(n) != i)["spearman"] for i in range(n)]
+        low, high = np.quantile(reps, [0.025, 0.975])
+        covered["percentile"] += low <= truth <= high
+        low, high = bca_interval(statistic(np.ones(n))["spearman"], reps, jack)
+        covered["bca"] += low <= truth <= high
+    share = {k: v / datasets for k, v in covered.items()}
+    assert share["bca"] >= 0.7 and share["bca"] >= share["percentile"] + 0.2, share

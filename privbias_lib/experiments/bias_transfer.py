@@ -275,7 +275,8 @@ def measures(params: BiasTransferParams, data: StudyData, scores: dict) -> pd.Da
     conditions = params.all_conditions()
     for name, per_model in scores.items():
         intr = per_model[INTRINSIC]
-        m_ll, f_ll = np.asarray(intr["male_ll"])[keep], np.asarray(intr["female_ll"])[keep]
+        all_m_ll, all_f_ll = np.asarray(intr["male_ll"]), np.asarray(intr["female_ll"])
+        m_ll, f_ll = all_m_ll[keep], all_f_ll[keep]
         intrinsic = cr.intrinsic_osb(clean, m_ll, f_ll)
         run = f"{name}/{INTRINSIC}"
         for occ, r in intrinsic.iterrows():
@@ -310,14 +311,14 @@ def measures(params: BiasTransferParams, data: StudyData, scores: dict) -> pd.Da
                 add(run, name, cond.name, f"type{t}", "a_sb", sub_osb.osb.abs().mean())
             add(run, name, cond.name, "all", "rpa", correct.mean())
             add(run, name, cond.name, "all", "a_sb", osb.osb.abs().mean())
-            r = cr.correlation(intrinsic.osb, osb.osb)
+            # intrinsic O-SB from the pronoun-only pairs, prompted O-SB from every sentence;
+            # the interval resamples all pairs and recomputes exactly this statistic
+            transfer = (data.pairs, all_m_ll, all_f_ll, data.items, correct)
+            r = cr.transfer_correlation(*transfer, intrinsic_pairs=keep)
             ci = (
                 cr.bootstrap_transfer(
-                    clean,
-                    m_ll,
-                    f_ll,
-                    data.items[data.items.pair_id.isin(clean.pair_id)].reset_index(drop=True),
-                    correct[data.items.pair_id.isin(clean.pair_id).to_numpy()],
+                    *transfer,
+                    intrinsic_pairs=keep,
                     n_boot=params.bootstrap,
                     seed=params.sample_seed,
                 )

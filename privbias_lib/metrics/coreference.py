@@ -19,7 +19,9 @@ anti-stereotypical one. For an occupation ``o``:
 - Aggregates: the pro - anti accuracy gap, and A-SB, the mean ``|O-SB|`` over occupations.
 
 Transfer is the correlation across occupations (Spearman and Pearson) between intrinsic and
-prompted O-SB, with percentile bootstrap intervals resampling pairs.
+prompted O-SB, with BCa bootstrap intervals resampling pairs (see ``metrics.bootstrap``: the
+correlation of noisy occupation means is attenuated in every resample, and a percentile
+interval would sit below the estimate).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import re
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import pearsonr, rankdata, spearmanr
 
 from ..data.winobias import PRONOUN_GENDER
+from .bootstrap import bca_interval
 
 MALE, FEMALE = "male", "female"
 
@@ -147,6 +150,76 @@ def correlation(x: pd.Series, y: pd.Series) -> dict:
     }
 
 
+def transfer_correlation(
+    pair_table: pd.DataFrame,
+    male_ll,
+    female_ll,
+    items: pd.DataFrame,
+    correct: np.ndarray,
+    intrinsic_pairs=None,
+) -> dict:
+    """Spearman and Pearson correlation, over occupations, between the intrinsic O-SB of the
+    pairs marked in ``intrinsic_pairs`` (all when None) and the prompted O-SB of ``items``."""
+    mask = np.ones(len(pair_table), bool) if intrinsic_pairs is None else intrinsic_pairs
+    mask = np.asarray(mask, bool)
+    m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
+    intrinsic = intrinsic_osb(pair_table[mask], m[mask], f[mask])["osb"]
+    return correlation(intrinsic, prompted_osb(items, correct)["osb"])
+
+
+class WeightedTransfer:
+    """`transfer_correlation` as a function of pair weights — a pair's multiplicity in a
+    bootstrap resample, 0 for the one a jackknife leaves out — in NumPy, so the thousands of
+    evaluations an interval needs stay fast. Weights of 1 give `transfer_correlation`."""
+
+    def __init__(self, pair_table, male_ll, female_ll, items, correct, intrinsic_pairs=None):
+        names = sorted(
+            set(pair_table.occupation) | set(items.occupation) | set(items.other_occupation)
+        )
+        code = {name: i for i, name in enumerate(names)}
+        position = {p: i for i, p in enumerate(pair_table.pair_id)}
+        missing = set(items.pair_id) - set(position)
+        if missing:
+            raise ValueError(f"sentences of pairs not in the pair table: {sorted(missing)[:5]}")
+        self.size, self.pairs = len(names), len(pair_table)
+        mask = np.ones(self.pairs, bool) if intrinsic_pairs is None else intrinsic_pairs
+        m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
+        self.pair_occupation = pair_table.occupation.map(code).to_numpy()
+        self.soft = np.tanh((m - f) / 2)
+        self.marked = np.asarray(mask, bool)
+        self.item_pair = items.pair_id.map(position).to_numpy()
+        self.gold = items.occupation.map(code).to_numpy()
+        self.other = items.other_occupation.map(code).to_numpy()
+        self.male = (items.pronoun_gender == MALE).to_numpy()
+        self.female = (items.pronoun_gender == FEMALE).to_numpy()
+        self.correct = np.asarray(correct, float)
+
+    def __call__(self, weights) -> dict:
+        w = np.asarray(weights, float)
+        wi = w * self.marked
+        count = np.bincount(self.pair_occupation, wi, self.size)
+        total = np.bincount(self.pair_occupation, wi * self.soft, self.size)
+        intrinsic = np.divide(total, count, out=np.full(self.size, np.nan), where=count > 0)
+        prompted = self._pick_rate(w, self.male) - self._pick_rate(w, self.female)
+        both = np.isfinite(intrinsic) & np.isfinite(prompted)
+        a, b = intrinsic[both], prompted[both]
+        if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+            return {"spearman": np.nan, "pearson": np.nan}
+        return {
+            "spearman": float(np.corrcoef(rankdata(a), rankdata(b))[0, 1]),
+            "pearson": float(np.corrcoef(a, b)[0, 1]),
+        }
+
+    def _pick_rate(self, w, gender) -> np.ndarray:
+        """Per occupation, the weighted share of `gender`'s sentences that pick it."""
+        iw = w[self.item_pair] * gender
+        picked = np.bincount(self.gold, iw * self.correct, self.size) + np.bincount(
+            self.other, iw * (1 - self.correct), self.size
+        )
+        seen = np.bincount(self.gold, iw, self.size) + np.bincount(self.other, iw, self.size)
+        return np.divide(picked, seen, out=np.full(self.size, np.nan), where=seen > 0)
+
+
 def bootstrap_transfer(
     pair_table: pd.DataFrame,
     male_ll,
@@ -154,31 +227,21 @@ def bootstrap_transfer(
     items: pd.DataFrame,
     correct: np.ndarray,
     *,
+    intrinsic_pairs=None,
     n_boot: int = 200,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict:
-    """Percentile intervals of the Spearman and Pearson correlation between intrinsic and
-    prompted O-SB, resampling pairs with replacement (a pair's two prompted sentences go
-    with it)."""
+    """BCa intervals of `transfer_correlation`, resampling the pairs of ``pair_table`` with
+    replacement (a pair's prompted sentences in ``items`` go with it, and it counts for the
+    intrinsic side where ``intrinsic_pairs`` marks it); the jackknife leaves out one pair."""
     rng = np.random.default_rng(seed)
-    m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
-    c = np.asarray(correct, float)
-    by_pair = {p: np.flatnonzero(items.pair_id.to_numpy() == p) for p in pair_table.pair_id}
-    reps = {"spearman": [], "pearson": []}
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(pair_table), len(pair_table))
-        sample = pair_table.iloc[idx].reset_index(drop=True)
-        rows = np.concatenate([by_pair[p] for p in sample.pair_id])
-        intr = intrinsic_osb(sample, m[idx], f[idx])["osb"]
-        prom = prompted_osb(items.iloc[rows], c[rows])["osb"]
-        r = correlation(intr, prom)
-        for k in reps:
-            if np.isfinite(r[k]):
-                reps[k].append(r[k])
-    alpha = (1 - level) / 2
-    out = {}
-    for k, v in reps.items():
-        lo, hi = np.quantile(v, [alpha, 1 - alpha]) if v else (np.nan, np.nan)
-        out[f"{k}_ci"] = (float(lo), float(hi))
-    return out
+    statistic = WeightedTransfer(pair_table, male_ll, female_ll, items, correct, intrinsic_pairs)
+    n = statistic.pairs
+    estimate = statistic(np.ones(n))
+    reps = [statistic(np.bincount(rng.integers(0, n, n), minlength=n)) for _ in range(n_boot)]
+    jack = [statistic(np.arange(n) != i) for i in range(n)]
+    return {
+        f"{k}_ci": bca_interval(estimate[k], [r[k] for r in reps], [j[k] for j in jack], level)
+        for k in ("spearman", "pearson")
+    }
