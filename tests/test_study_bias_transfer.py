@@ -84,7 +84,7 @@ def test_summary_views_write_each_correlation_with_its_interval():
             "Spearman CI high": [np.nan, 0.366],
             "Pearson vs intrinsic": [np.nan, -0.07],
             "Pearson CI low": [np.nan, -0.2],
-            "Pearson CI high": [np.nan, 0.004],
+            "Pearson CI high": [np.nan, np.nan],
             "Spearman vs share of women": [-0.5, 0.1],
         },
         index=index,
@@ -93,10 +93,16 @@ def test_summary_views_write_each_correlation_with_its_interval():
     assert list(measures.columns) == ["accuracy"]
     assert correlations.loc[("m", "zero-shot")].tolist() == [
         "+0.15 [-0.11, +0.37]",
-        "-0.07 [-0.20, +0.00]",
+        "-0.07 [no interval]",
         0.1,
     ]
     assert correlations.loc[("m", bt.INTRINSIC)].tolist()[:2] == ["—", "—"]
+    # BOOTSTRAP = 0: no interval columns at all
+    _, correlations = bt.summary_views(table.drop(columns=[c for c in table if " CI " in c]))
+    assert correlations.loc[("m", "zero-shot")].tolist()[:2] == [
+        "+0.15 [no interval]",
+        "-0.07 [no interval]",
+    ]
 
 
 def test_pipeline_on_a_local_model(tiny_llama, smollm2_tokenizer, tmp_path):

@@ -67,7 +67,7 @@ class BiasTransferParams(StudyParams):
     sweep_pro_shares: list = dataclasses.field(default_factory=list)
     few_shot_seed: int = 0
     batch_size: int = 16
-    bootstrap: int = 200
+    bootstrap: int = 1000
     device: str | None = None
 
     def validate(self) -> None:
@@ -375,11 +375,10 @@ def summary_views(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     view = pd.DataFrame(index=table.index)
     for name, stem in correlations.items():
         if f"{stem} vs intrinsic" in table:
-            view[name] = [
+            parts = [f"{stem} vs intrinsic", f"{stem} CI low", f"{stem} CI high"]
+            view[name] = [  # the interval columns are absent when BOOTSTRAP = 0
                 _with_interval(r, lo, hi)
-                for r, lo, hi in table[
-                    [f"{stem} vs intrinsic", f"{stem} CI low", f"{stem} CI high"]
-                ].itertuples(index=False)
+                for r, lo, hi in table.reindex(columns=parts).itertuples(index=False)
             ]
     if "Spearman vs share of women" in table:
         view["Spearman vs share of women"] = table["Spearman vs share of women"]
@@ -390,6 +389,8 @@ def summary_views(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _with_interval(value: float, low: float, high: float) -> str:
     if not np.isfinite(value):
         return "—"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:+.2f} [no interval]"
     return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 

@@ -279,7 +279,8 @@ def highlight_html(tokens: pd.DataFrame) -> str:
             f'padding:0 2px;white-space:pre;{_TOKEN_STYLES[label]}">{shown}</span>'
         )
     legend = (
-        f'<div>{len(tokens)} tokens; <span style="{_TOKEN_STYLES["sensitive"]}">sensitive</span>, '
+        f"<div>the first {len(tokens)} tokens; "
+        f'<span style="{_TOKEN_STYLES["sensitive"]}">sensitive</span>, '
         f'<span style="{_TOKEN_STYLES["special"]}">special</span></div>'
     )
     style = "font-family:monospace;font-size:0.8em;line-height:1.9"

@@ -185,8 +185,9 @@ class WeightedTransfer:
         mask = np.ones(self.pairs, bool) if intrinsic_pairs is None else intrinsic_pairs
         m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
         self.pair_occupation = pair_table.occupation.map(code).to_numpy()
-        self.soft = np.tanh((m - f) / 2)
-        self.marked = np.asarray(mask, bool)
+        soft = np.tanh((m - f) / 2)
+        self.marked = np.asarray(mask, bool) & np.isfinite(soft)  # NaN skipped, as in a mean
+        self.soft = np.where(self.marked, soft, 0.0)
         self.item_pair = items.pair_id.map(position).to_numpy()
         self.gold = items.occupation.map(code).to_numpy()
         self.other = items.other_occupation.map(code).to_numpy()
