@@ -7,12 +7,14 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._io import atomic_path, write_json_atomic
@@ -186,6 +188,16 @@ def fold_constant_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.D
     folded = [c for c in columns if c in frame and frame[c].nunique(dropna=False) == 1]
     caption = " · ".join(f"{c}: {_caption_value(frame[c].iloc[0])}" for c in folded)
     return frame.drop(columns=folded), caption
+
+
+def readable_number(value: Any) -> str:
+    """A table cell for reading: whole numbers with thousands separators from 1000 on, four
+    significant digits below; anything else as it is."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def _caption_value(value: Any) -> str:

@@ -14,7 +14,7 @@ from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_va
 
 from privbias_lib.accounting import epsilon
 from privbias_lib.experiments import lora_vs_dp as study
-from privbias_lib.notebook import ParameterError
+from privbias_lib.notebook import ParameterError, readable_number
 from privbias_lib.studies import PROFILES, STUDIES, execute, load_profile
 
 STUDY = STUDIES["03_lora_vs_dp"]
@@ -148,6 +148,12 @@ def test_highlighted_tokens_are_escaped_and_marked(smollm2_tokenizer):
     assert "\N{RETURN SYMBOL}" in page and "\n" not in page
     sensitive = page.count("background:#fcc") - 1  # one in the legend
     assert sensitive == (tokens.label == "sensitive").sum() > 0
+
+
+def test_summary_cells_read_without_spurious_decimals():
+    cells = [134515008.0, 2646.6758, 0.31812, -0.0047, 20, "pld (upper bound)", True]
+    shown = [readable_number(v) for v in cells]
+    assert shown == ["134,515,008", "2,647", "0.3181", "-0.0047", "20", "pld (upper bound)", "True"]
 
 
 # --- the notebook, end to end ----------------------------------------------------------------
