@@ -440,6 +440,11 @@ def test_dp_freezes_gemma_scaled_embedding_and_still_trains(smollm2_tokenizer):
 
 
 def test_progress_bar_does_not_flood_logs(tiny_bert, minilm_tokenizer, capfd):
+    import ipykernel  # noqa: F401  (other tests import it: still no notebook kernel here)
+
+    from privbias_lib.training.engine import _in_notebook_kernel
+
+    assert not _in_notebook_kernel()  # a log file: one refresh per 30 s, however slow the steps
     cfg = TrainConfig(batch_size=2, max_steps=40, progress=True)
     train_classifier(tiny_bert(), minilm_tokenizer, synthetic(16), cfg)
     err = capfd.readouterr().err

@@ -145,10 +145,17 @@ def _lambda_schedule(config: TrainConfig, total: int) -> Callable[[int], float]:
     return factor
 
 
+def _in_notebook_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (not merely one that imported ipykernel)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    interactive = sys.stderr.isatty() or _in_notebook_kernel()
     return tqdm(
         total=total,
         desc=desc,
