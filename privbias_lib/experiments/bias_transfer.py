@@ -311,13 +311,17 @@ def measures(params: BiasTransferParams, data: StudyData, scores: dict) -> pd.Da
                 add(run, name, cond.name, f"type{t}", "a_sb", sub_osb.osb.abs().mean())
             add(run, name, cond.name, "all", "rpa", correct.mean())
             add(run, name, cond.name, "all", "a_sb", osb.osb.abs().mean())
-            # intrinsic O-SB from the pronoun-only pairs, prompted O-SB from every sentence;
-            # the interval resamples all pairs and recomputes exactly this statistic
-            transfer = (data.pairs, all_m_ll, all_f_ll, data.items, correct)
-            r = cr.transfer_correlation(*transfer, intrinsic_pairs=keep)
+            # cr.transfer_correlation: intrinsic O-SB from the pronoun-only pairs, prompted
+            # O-SB from every sentence (both at hand); the interval resamples all pairs and
+            # recomputes exactly this statistic
+            r = cr.correlation(intrinsic.osb, osb.osb)
             ci = (
                 cr.bootstrap_transfer(
-                    *transfer,
+                    data.pairs,
+                    all_m_ll,
+                    all_f_ll,
+                    data.items,
+                    correct,
                     intrinsic_pairs=keep,
                     n_boot=params.bootstrap,
                     seed=params.sample_seed,

@@ -160,11 +160,15 @@ def transfer_correlation(
 ) -> dict:
     """Spearman and Pearson correlation, over occupations, between the intrinsic O-SB of the
     pairs marked in ``intrinsic_pairs`` (all when None) and the prompted O-SB of ``items``."""
-    mask = np.ones(len(pair_table), bool) if intrinsic_pairs is None else intrinsic_pairs
-    mask = np.asarray(mask, bool)
+    mask = _intrinsic_mask(len(pair_table), intrinsic_pairs)
     m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
     intrinsic = intrinsic_osb(pair_table[mask], m[mask], f[mask])["osb"]
     return correlation(intrinsic, prompted_osb(items, correct)["osb"])
+
+
+def _intrinsic_mask(pairs: int, intrinsic_pairs) -> np.ndarray:
+    """The pairs that count for intrinsic O-SB: those marked, or all."""
+    return np.ones(pairs, bool) if intrinsic_pairs is None else np.asarray(intrinsic_pairs, bool)
 
 
 class WeightedTransfer:
@@ -182,11 +186,12 @@ class WeightedTransfer:
         if missing:
             raise ValueError(f"sentences of pairs not in the pair table: {sorted(missing)[:5]}")
         self.size, self.pairs = len(names), len(pair_table)
-        mask = np.ones(self.pairs, bool) if intrinsic_pairs is None else intrinsic_pairs
         m, f = np.asarray(male_ll, float), np.asarray(female_ll, float)
         self.pair_occupation = pair_table.occupation.map(code).to_numpy()
         soft = np.tanh((m - f) / 2)
-        self.marked = np.asarray(mask, bool) & np.isfinite(soft)  # NaN skipped, as in a mean
+        self.marked = _intrinsic_mask(self.pairs, intrinsic_pairs) & np.isfinite(
+            soft
+        )  # NaN skipped, as in a mean
         self.soft = np.where(self.marked, soft, 0.0)
         self.item_pair = items.pair_id.map(position).to_numpy()
         self.gold = items.occupation.map(code).to_numpy()
