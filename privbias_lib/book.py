@@ -18,6 +18,7 @@ from .runner import finished_record
 from .studies import ROOT, STUDIES
 
 BOOK_SOURCE = ROOT / "book"
+STAGED_MARK = ".privbias-book"  # marks a folder this module staged (safe to clear)
 
 
 class BookError(RuntimeError):
@@ -27,6 +28,12 @@ class BookError(RuntimeError):
 def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
     """Copy the book's sources and every study's executed notebook into ``target``."""
     target = Path(target)
+    if target.exists() and any(target.iterdir()) and not (target / STAGED_MARK).is_file():
+        raise BookError(
+            f"{target} already holds files that are not a staged privbias book; the book "
+            "replaces its folder's contents, so choose an empty or new --output folder (a book "
+            "staged by an older privbias has no .privbias-book mark: delete it to rebuild there)"
+        )
     missing = [key for key in STUDIES if finished_record(Path(runs_root) / key / profile) is None]
     if missing:
         raise BookError(
@@ -34,6 +41,7 @@ def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
             f"`privbias reproduce --profile {profile}` (or make book PROFILE={profile}) first"
         )
     clear_folder(target, keep=("_build",))  # keep Sphinx's cache, replace the sources
+    (target / STAGED_MARK).write_text("staged by privbias book; cleared on every build\n")
     shutil.copytree(
         BOOK_SOURCE, target, ignore=shutil.ignore_patterns("_build", "studies"), dirs_exist_ok=True
     )

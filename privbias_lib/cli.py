@@ -77,6 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .runner import (
         LOG_FILE,
         RunSpec,
+        check_output,
         execute_run,
         find_study,
         resolve_parameters,
@@ -91,6 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"/{run_id}" if overrides else ""
     )
     spec = RunSpec(study.key, args.profile, str(Path(output).resolve()), overrides, run_id)
+    check_output(spec.folder, study.key, force=args.force)  # a user's folder is never replaced
     print(f"{study.key} ({args.profile}) -> {spec.folder}; cell log: {spec.partial / LOG_FILE}")
     record = execute_run(spec, force=args.force, progress_bar=sys.stderr.isatty())
     if record["status"] == "failed":

@@ -206,6 +206,64 @@ class RunBusy(RuntimeError):
     """Another process is executing this run right now."""
 
 
+class UnsafeOutput(ParameterError):
+    """An output folder holds something a run must not replace (a user's files, or
+    another study's run without ``--force``)."""
+
+
+def _run_study_of(folder: Path) -> str | None:
+    """The study named by ``folder/run.json``, "" for a run record without one, None when
+    ``folder`` holds no readable run record."""
+    try:
+        record = json.loads((folder / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return str(record.get("study") or "") if isinstance(record, dict) else None
+
+
+def _contents(folder: Path, shown: int = 5) -> str:
+    entries = sorted(folder.iterdir())
+    names = [p.name + ("/" if p.is_dir() else "") for p in entries[:shown]]
+    more = f", ... ({len(entries)} entries)" if len(entries) > shown else ""
+    return ", ".join(names) + more
+
+
+def output_problem(folder: str | Path, study: str, *, force: bool = False) -> str | None:
+    """Why a run of ``study`` may not use ``folder`` (or its ``.partial`` sibling), or
+    None when it may: each must be absent, empty, or a run of the same study (by its
+    ``run.json``). Another study's run may be replaced with ``force``; a folder that is
+    not a run never is, whatever ``force`` says."""
+    folder = Path(folder)
+    for path in (folder, folder.with_name(folder.name + PARTIAL)):
+        if not path.exists() and not path.is_symlink():
+            continue
+        if path.is_symlink() or not path.is_dir():
+            return f"{path} exists and is not a folder: a run writes its output folder there"
+        if not any(path.iterdir()):
+            continue
+        owner = _run_study_of(path)
+        if owner is None:
+            return (
+                f"{path} already holds files that are not a privbias run ({_contents(path)}; "
+                f"no {RUN_FILE}): a run replaces its output folder, so it never writes into "
+                "one like this, even with --force. Choose an empty or new --output folder."
+            )
+        if owner != study and not force:
+            what = f"a run of {owner}" if owner else "a run of another study"
+            return (
+                f"{path} holds {what}, not of {study}: choose another --output, or pass "
+                "--force to replace that run"
+            )
+    return None
+
+
+def check_output(folder: str | Path, study: str, *, force: bool = False) -> None:
+    """Raise :class:`UnsafeOutput` when :func:`output_problem` finds one."""
+    problem = output_problem(folder, study, force=force)
+    if problem:
+        raise UnsafeOutput(problem)
+
+
 @contextlib.contextmanager
 def _exclusive(spec: RunSpec) -> Iterator[None]:
     """Hold a lock on the run (released when the process ends, even if killed)."""
@@ -252,6 +310,7 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
     identity = run_identity(study, spec.profile, parameters)
     if not force and (done := reusable_record(spec, identity)):
         return done
+    check_output(spec.folder, spec.study, force=force)  # never replace a user's folder
     with _exclusive(spec):
         _prepare_partial(spec.partial, fresh=force)
         params = study.params_type().from_mapping({**parameters, "OUTPUT_DIR": str(spec.partial)})
@@ -296,6 +355,12 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
             status="finished", finished_at=_now(), seconds=round(time.perf_counter() - start, 1)
         )
         _point_manifest_at(spec.partial / "manifest.json", spec.folder)
+        problem = output_problem(spec.folder, spec.study, force=force)
+        if problem:  # something appeared in the output folder while the notebook ran
+            record.update(status="failed", error=f"not moved into place: {problem}")
+            record["notebook"] = str((spec.partial / f"{study.key}.ipynb").resolve())
+            write_json_atomic(spec.partial / RUN_FILE, record)
+            raise UnsafeOutput(f"{record['error']} (the finished run stays in {spec.partial})")
         write_json_atomic(spec.partial / RUN_FILE, record)
         _replace_folder(spec.partial, spec.folder)
     return record
@@ -329,7 +394,8 @@ def _point_manifest_at(manifest: Path, folder: Path) -> None:
 
 
 def _replace_folder(source: Path, target: Path) -> None:
-    """Rename ``source`` to ``target``; an old ``target`` is moved aside first, then removed."""
+    """Rename ``source`` to ``target``; an old ``target`` (an empty folder or a run, as
+    :func:`output_problem` checked) is moved aside first, then removed."""
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -388,6 +454,21 @@ def plan_sweep(
         folder = Path(output).resolve() / run_id  # absolute: Ray workers run elsewhere
         specs.append(RunSpec(study.key, profile, str(folder), point, run_id))
     return specs
+
+
+def check_sweep_output(output: str | Path, specs: list[RunSpec], *, force: bool = False) -> None:
+    """Before a sweep starts: its ``sweep.json`` may only replace a sweep record, and
+    every run folder must pass :func:`check_output`."""
+    record = Path(output) / "sweep.json"
+    if record.exists():
+        try:
+            ours = {"study", "runs"} <= set(json.loads(record.read_text()))
+        except (OSError, ValueError, TypeError):
+            ours = False
+        if not ours:
+            raise UnsafeOutput(f"{record} exists and is not a privbias sweep record")
+    for spec in specs:
+        check_output(spec.folder, spec.study, force=force)
 
 
 def gpus_needed(study: Study, profile: str, overrides: dict | None = None) -> int:
@@ -518,6 +599,7 @@ def run_sweep(
     if workers < 1:
         raise ParameterError(f"workers = {workers} is invalid: expected at least 1")
     output = Path(output)
+    check_sweep_output(output, specs, force=force)
     records: dict[str, dict] = {}
     todo = []
     for spec in specs:
@@ -622,8 +704,9 @@ def reproduce(
     chosen = [find_study(s) for s in studies] if studies else list(STUDIES.values())
     root = Path(runs_root).resolve()
     specs = [RunSpec(s.key, profile, str(root / s.key / profile)) for s in chosen]
-    for spec in specs:  # every bad profile is reported before anything runs
+    for spec in specs:  # every bad profile or output folder is reported before anything runs
         resolve_parameters(STUDIES[spec.study], profile)
+        check_output(spec.folder, spec.study, force=force)
     records = []
     for spec in specs:
         record = None if force else reusable_record(spec)
