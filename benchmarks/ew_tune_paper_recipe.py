@@ -45,9 +45,8 @@ def gradient_check(params, data, device: str) -> None:
     """DP-LoRA's summed per-sample gradient with sigma = 0 equals autograd's."""
     from _dp_checks import dropout_off, summed_gradient_errors
 
-    from privbias_lib.experiments._common import quiet_transformers
-    from privbias_lib.experiments.ew_tune import train_config
-    from privbias_lib.models import load_model
+    from privbias_lib.models import load_model, quiet_transformers
+    from privbias_lib.studies.ew_tune import train_config
     from privbias_lib.training.batches import encode_classification
     from privbias_lib.training.trainable import prepare
 
@@ -74,18 +73,17 @@ def main() -> None:
     import warnings
 
     import torch
-    import yaml
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
 
-    from privbias_lib.experiments import ew_tune
-    from privbias_lib.notebook import RunStore
+    from privbias_lib.store import RunStore
+    from privbias_lib.studies import ew_tune
 
     work = Path(tempfile.mkdtemp(prefix="privbias-ew-tune-recipe-"))
     model = args.model
     if args.random_roberta_base:
         model = str(random_roberta_base(work / "roberta-base-random", args.tokenizer))
-    profile = yaml.safe_load(Path("notebooks/params/02_ew_tune/paper.yaml").read_text())
+    profile = ew_tune.STUDY.resolve("paper")  # the notebook's defaults with the paper's changes
     profile.update(
         OUTPUT_DIR=str(work / "out"),
         DATASET="redditbias",
@@ -97,15 +95,15 @@ def main() -> None:
         SEEDS=profile["SEEDS"][:1],
         DEVICE=args.device,
     )
-    params = ew_tune.EWTuneParams.from_mapping(profile)
-    data = ew_tune.load_training_data(params)
+    params = ew_tune.STUDY.validate(profile)
+    data = ew_tune.load_data(params)
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}; model {params.model}")
     print("gradient check (sigma = 0, clipping norm 1e6, 32 comments, physical batch 8):")
     gradient_check(params, data, args.device)
 
-    records = ew_tune.run_training(params, data, RunStore(work / "runs"), progress=False)
+    records = ew_tune.STUDY.execute(params, data, RunStore(work / "runs"))
     per_step = {}
     for r in records:
         h, p = r["history"], r["privacy"]

@@ -61,7 +61,7 @@ def gradient_checks(params, data, device: str) -> None:
     """Full-model and LoRA DP gradients with sigma = 0 equal autograd's."""
     from _dp_checks import dropout_off, summed_gradient_errors
 
-    from privbias_lib.experiments import lora_vs_dp as study
+    from privbias_lib.studies import lora_vs_dp as study
     from privbias_lib.training.batches import encode_causal
     from privbias_lib.training.trainable import prepare
 
@@ -92,16 +92,15 @@ def main() -> None:
     import warnings
 
     import torch
-    import yaml
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
 
-    from privbias_lib.experiments import lora_vs_dp as study
-    from privbias_lib.notebook import RunStore
+    from privbias_lib.store import RunStore
+    from privbias_lib.studies import lora_vs_dp as study
 
     work = Path(tempfile.mkdtemp(prefix="privbias-lora-vs-dp-recipe-"))
-    profile = yaml.safe_load(Path("notebooks/params/03_lora_vs_dp/paper.yaml").read_text())
+    profile = study.STUDY.resolve("paper")  # the notebook's defaults with the paper's changes
     model = args.model or profile["MODELS"][0]
     if args.random_llama_1b:
         model = str(random_llama_1b(work / "llama-1b-random", args.tokenizer, args.tiny))
@@ -120,8 +119,8 @@ def main() -> None:
         profile["CANARY_DIGITS"] = args.canary_digits
     if args.canaries:
         profile["CANARY_REPEATS"] = args.canaries
-    params = study.LoraVsDpParams.from_mapping(profile)
-    data = study.build_data(params)
+    params = study.STUDY.validate(profile)
+    data = study.load_data(params)
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}; model {model}")
@@ -130,7 +129,7 @@ def main() -> None:
         gradient_checks(params, data, args.device)
 
     t0 = time.perf_counter()
-    records = study.run_study(params, data, RunStore(work / "runs"), progress=False)
+    records = study.STUDY.execute(params, data, RunStore(work / "runs"))
     print(f"study on {len(data.train)} dialogues, 1 epoch: {time.perf_counter() - t0:.0f} s")
     per_step = {}
     for r in records:

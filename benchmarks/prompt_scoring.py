@@ -27,8 +27,7 @@ def main() -> None:
     import torch
 
     from privbias_lib.data import load_winobias
-    from privbias_lib.experiments._common import quiet_transformers
-    from privbias_lib.models import load_model
+    from privbias_lib.models import load_model, quiet_transformers
     from privbias_lib.prompting import Condition, choose_examples, prompt_texts, score_answers
 
     items = load_winobias("test").sample(args.items, random_state=0)

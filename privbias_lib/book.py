@@ -13,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ._io import clear_folder
+from ._io import clear_folder, write_text_atomic
+from .paths import run_folder
 from .runner import finished_record
-from .studies import ROOT, STUDIES
+from .studies import STUDIES
+from .study import ROOT
 
 BOOK_SOURCE = ROOT / "book"
 STAGED_MARK = ".privbias-book"  # marks a folder this module staged (safe to clear)
@@ -34,7 +36,9 @@ def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
             "replaces its folder's contents, so choose an empty or new --output folder (a book "
             "staged by an older privbias has no .privbias-book mark: delete it to rebuild there)"
         )
-    missing = [key for key in STUDIES if finished_record(Path(runs_root) / key / profile) is None]
+    missing = [
+        key for key in STUDIES if finished_record(run_folder(runs_root, key, profile)) is None
+    ]
     if missing:
         raise BookError(
             f"no finished {profile!r} run of {missing} under {runs_root}; run "
@@ -47,8 +51,9 @@ def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
     )
     (target / "studies").mkdir()
     for key in STUDIES:
-        executed = Path(runs_root) / key / profile / f"{key}.ipynb"
+        executed = run_folder(runs_root, key, profile) / f"{key}.ipynb"
         _stage_notebook(executed, target / "studies" / f"{key}.ipynb")
+    write_text_atomic(target / "parameters.md", parameters_page())
     shutil.copytree(_mathjax_folder(), target / "_mathjax" / "mathjax")
     return target
 
@@ -73,10 +78,38 @@ def _mathjax_folder() -> Path:
     return Path(jupyter_server_mathjax.__file__).parent / "static"
 
 
-def build(profile: str, runs_root: str | Path, out_root: str | Path) -> Path:
+def parameters_page() -> str:
+    """The "Parameters" page: per study, every parameter with its type and description
+    (from the study's JSON schema), its default (the notebook's ``parameters`` cell, which
+    is the ``cpu`` profile) and what the ``smoke`` and ``paper`` profiles change."""
+    from .params import parameter_table
+
+    lines = [
+        "# Parameters",
+        "",
+        "Every study's parameters, generated from its parameter model (types, ranges and",
+        "descriptions) and its notebook (the defaults, which are the `cpu` profile). The",
+        "`smoke` and `paper` columns show what those profiles change; empty means the default.",
+        "Any of them can be set with `privbias run STUDY -p NAME VALUE`; a bad value is refused",
+        "before a kernel starts, with a message naming the parameter.",
+        "",
+    ]
+    for study in STUDIES.values():
+        columns = {"default (cpu)": study.defaults()}
+        for profile in ("smoke", "paper"):
+            columns[profile] = study.profile(profile)
+        table = parameter_table(study.Params, columns)
+        lines += [f"## {study.key}: {study.title}", "", table.to_markdown(index=False), ""]
+    return "\n".join(lines)
+
+
+def build(profile: str, runs_root: str | Path, out_root: str | Path, say=print) -> Path:
     """Stage and build the book with ``jupyter-book build -W -n --keep-going``;
-    returns the path of its ``index.html``."""
-    source = stage(profile, runs_root, Path(out_root) / profile)
+    returns the path of its ``index.html``. ``say`` reports each step."""
+    target = Path(out_root) / profile
+    say(f"book ({profile}): staging sources and executed notebooks in {target}")
+    source = stage(profile, runs_root, target)
+    say("book: building the pages (Sphinx, warnings are errors)")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     done = subprocess.run(
         [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going"],

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .paths import PROFILES
+
 
 def _table(rows: list[dict], columns: list[str]) -> str:
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
@@ -73,37 +75,41 @@ def _overrides(args: argparse.Namespace) -> dict:
     return values
 
 
+def _show(args: argparse.Namespace):
+    from .runner import TerminalProgress
+
+    return TerminalProgress(verbose=getattr(args, "verbose", False))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import (
-        LOG_FILE,
-        RunSpec,
-        check_output,
-        execute_run,
-        find_study,
-        resolve_parameters,
-        run_id_for,
-    )
+    from .paths import run_folder
+    from .runner import LOG_FILE, RunSpec, check_output, execute_run, find_study
+    from .sweeps import run_id_for
 
     study = find_study(args.study)
     overrides = _overrides(args)
-    resolve_parameters(study, args.profile, overrides)  # before anything else happens
+    parameters = study.resolve(args.profile, overrides)  # before anything else happens
     run_id = run_id_for(overrides)
-    output = args.output or f"build/runs/{study.key}/{args.profile}" + (
-        f"/{run_id}" if overrides else ""
-    )
-    spec = RunSpec(study.key, args.profile, str(Path(output).resolve()), overrides, run_id)
+    if args.output:
+        folder = Path(args.output).expanduser().resolve()
+    else:
+        folder = run_folder("build/runs", study.key, args.profile, run_id if overrides else None)
+    spec = RunSpec(study.key, args.profile, str(folder), overrides, run_id)
     check_output(spec.folder, study.key, force=args.force)  # a user's folder is never replaced
-    print(f"{study.key} ({args.profile}) -> {spec.folder}; cell log: {spec.partial / LOG_FILE}")
-    record = execute_run(spec, force=args.force, progress_bar=sys.stderr.isatty())
+    study.check(study.validate({**parameters, "OUTPUT_DIR": str(spec.partial)}))
+    print(f"{study.key} ({args.profile}) -> {spec.folder}", flush=True)
+    print(f"  cell log: {spec.partial / LOG_FILE}", flush=True)
+    record = execute_run(spec, force=args.force, show=_show(args))
     if record["status"] == "failed":
         print(f"{study.key} failed: {record['error']}\nthe error shows in {record['notebook']}")
         return 1
-    print(f"{study.key}: {record['status']} ({record.get('seconds', 0):.0f} s) -> {output}")
+    print(f"{study.key}: {record['status']} ({record.get('seconds', 0):.0f} s) -> {spec.folder}")
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .runner import expand_grid, find_study, plan_sweep, read_parameter_file, run_sweep
+    from .runner import find_study, read_parameter_file
+    from .sweeps import expand_grid, plan_sweep, run_sweep
 
     study = find_study(args.study)
     grid = read_parameter_file(args.grid)
@@ -112,7 +118,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     points = [{**fixed, **p} for p in points]
     output = args.output or f"build/sweeps/{study.key}/{args.profile}/{Path(args.grid).stem}"
     specs = plan_sweep(study, args.profile, points, output, label=list(grid["grid"]))
-    print(f"{study.key} ({args.profile}): {len(specs)} runs -> {output}")
+    print(f"{study.key} ({args.profile}): {len(specs)} runs -> {output}", flush=True)
     report = run_sweep(
         specs,
         output,
@@ -128,25 +134,29 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from ._io import atomic_path
-    from .runner import collect
+    from .sweeps import collect
+    from .tables import write_table
 
-    table = collect(args.folder)
-    if table.empty:
-        print(f"no finished runs with a results.csv under {args.folder}")
+    found = collect(args.folder)
+    for folder, why in found.skipped:
+        print(f"SKIPPED {folder}: {why}", file=sys.stderr)
+    if found.table.empty:
+        print(f"no usable finished run with a results.csv under {args.folder}")
         return 1
     target = Path(args.output or Path(args.folder) / "collected.csv")
-    with atomic_path(target) as tmp:
-        table.to_csv(tmp, index=False)
-    print(f"{table.run_id.nunique()} runs, {len(table)} rows -> {target}")
-    return 0
+    write_table(found.table, target)
+    skipped = f"; {len(found.skipped)} run(s) skipped (see above)" if found.skipped else ""
+    print(f"{found.runs} runs, {len(found.table)} rows -> {target}{skipped}")
+    return 1 if found.skipped else 0
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .runner import reproduce
 
     start = time.perf_counter()
-    records = reproduce(args.profile, args.runs, force=args.force, studies=args.studies)
+    records = reproduce(
+        args.profile, args.runs, force=args.force, studies=args.studies, show=_show(args)
+    )
     print(f"\n{'study':<18} {'status':<9} {'seconds':>8}")
     for r in records:
         print(f"{r['study']:<18} {r['status']:<9} {r.get('seconds', 0):>8.0f}")
@@ -162,7 +172,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        index = build(args.profile, args.runs, args.output)
+        index = build(args.profile, args.runs, args.output, say=_say)
     except BookError as e:
         print(e, file=sys.stderr)
         return 1
@@ -171,57 +181,128 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 HONESTY_NOTE = (
     "Estimates are not guarantees: Edgeworth, GDP and the PRV point estimate can fall\n"
     "below the true epsilon. Quote an upper bound (pld, prv or rdp) as the privacy guarantee."
 )
 
 
+def _checked(name: str, allowed: str, ok, convert=float):
+    """An argparse ``type=`` refusing values outside ``allowed`` (argparse names the option)."""
+
+    def parse(text: str):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name}={text!r} is not a number: allowed {allowed}"
+            ) from None
+        if value != value or not ok(value):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"{name}={value!r} is invalid: allowed {allowed}")
+        return convert(value)
+
+    return parse
+
+
+_q = _checked("q", "0 < q <= 1 (the sampling rate)", lambda v: 0 < v <= 1)
+_delta = _checked("delta", "0 < delta < 1", lambda v: 0 < v < 1)
+_sigma = _checked("sigma", "a finite noise multiplier > 0", lambda v: 0 < v < float("inf"))
+_target = _checked("target_epsilon", "a finite value > 0", lambda v: 0 < v < float("inf"))
+_steps = _checked(
+    "steps", "an integer >= 1", lambda v: 1 <= v < float("inf") and v.is_integer(), int
+)
+
+
+def _method(text: str) -> str:
+    from .accounting import METHODS
+
+    if text not in METHODS:
+        raise argparse.ArgumentTypeError(
+            f"method={text!r} is invalid: allowed one of {', '.join(METHODS)}"
+        )
+    return text
+
+
+def _progress(text: str, end: str = "") -> None:
+    print(text, end=end, file=sys.stderr, flush=True)
+
+
+def _epsilon_row(args: argparse.Namespace, method: str) -> dict:
+    from .accounting import compare
+
+    r = next(compare(args.q, args.sigma, args.steps, args.delta, methods=[method]).itertuples())
+    _progress(f" {r.seconds:.1f} s" + (" (failed)" if r.error else ""), end="\n")
+    return {
+        "method": r.method,
+        "epsilon": "failed" if r.error else f"{r.epsilon:.4f}",
+        "kind": r.kind,
+        "seconds": f"{r.seconds:.3f}",
+        "note": r.error[:70],
+    }
+
+
+def _sigma_row(args: argparse.Namespace, method: str) -> dict:
+    from .accounting import epsilon, is_upper_bound, noise_multiplier
+
+    start = time.perf_counter()
+    try:
+        sigma = noise_multiplier(args.target_epsilon, args.q, args.steps, args.delta, method)
+        _progress(f" {time.perf_counter() - start:.1f} s; pld audit...")
+        start = time.perf_counter()
+        pld = epsilon(args.q, sigma, args.steps, args.delta, "pld")
+    except (ArithmeticError, ValueError) as e:
+        _progress(f" failed after {time.perf_counter() - start:.1f} s", end="\n")
+        return {"method": method, "sigma": "failed", "pld epsilon at sigma": str(e)[:60]}
+    _progress(f" {time.perf_counter() - start:.1f} s", end="\n")
+    return {
+        "method": method,
+        "sigma": f"{sigma:.5f}",
+        "kind": "upper bound" if is_upper_bound(method) else "estimate",
+        "pld epsilon at sigma": f"{pld:.4f}",
+        "note": _not_smallest(args, method, sigma) if pld < 0.95 * args.target_epsilon else "",
+    }
+
+
+def _not_smallest(args: argparse.Namespace, method: str, sigma: float) -> str:
+    """Calibration counts a setting the accountant cannot compute as "not private enough":
+    say so when that, not the target, is what stopped it (the sigma is then valid, but
+    larger than needed)."""
+    from .accounting import AccountingError, epsilon
+
+    try:
+        epsilon(args.q, 0.97 * sigma, args.steps, args.delta, method)
+    except (AccountingError, ArithmeticError, ValueError) as e:
+        return f"not the smallest: {method} fails just below it ({str(e)[:50]})"
+    return ""
+
+
 def _cmd_accountant(args: argparse.Namespace) -> int:
-    from .accounting import DEFAULT_METHODS, compare, epsilon, is_upper_bound, noise_multiplier
+    import warnings
+
+    from .accounting import DEFAULT_METHODS
 
     methods = args.methods or DEFAULT_METHODS
+    calibrate = args.target_epsilon is not None
+    rows = []
+    for i, m in enumerate(methods, 1):  # progress on stderr: a method can take a minute
+        _progress(f"{'calibrating' if calibrate else 'epsilon by'} {m} ({i}/{len(methods)})...")
+        with warnings.catch_warnings(record=True) as caught:  # shown below, not mid-line
+            warnings.simplefilter("always")
+            rows.append((_sigma_row if calibrate else _epsilon_row)(args, m))
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            _progress(f"  {m}: {message}", end="\n")
     setting = f"q={args.q:g}, steps={args.steps}, delta={args.delta:g}"
-    if args.target_epsilon is None:
-        table = compare(args.q, args.sigma, args.steps, args.delta, methods=methods)
-        rows = [
-            {
-                "method": r.method,
-                "epsilon": "failed" if r.error else f"{r.epsilon:.4f}",
-                "kind": r.kind,
-                "seconds": f"{r.seconds:.3f}",
-                "note": r.error[:70],
-            }
-            for r in table.itertuples()
-        ]
+    if calibrate:
+        print(f"smallest sigma with epsilon <= {args.target_epsilon:g}, {setting}\n")
+        print(_table(rows, ["method", "sigma", "kind", "pld epsilon at sigma", "note"]))
+        print("\n'pld epsilon at sigma' audits each sigma with PLD, a rigorous upper bound.")
+    else:
         print(f"epsilon at sigma={args.sigma:g}, {setting}\n")
         print(_table(rows, ["method", "epsilon", "kind", "seconds", "note"]))
-    else:
-        rows = []
-        for m in methods:
-            try:
-                sigma = noise_multiplier(args.target_epsilon, args.q, args.steps, args.delta, m)
-                pld = epsilon(args.q, sigma, args.steps, args.delta, "pld")
-                rows.append(
-                    {
-                        "method": m,
-                        "sigma": f"{sigma:.5f}",
-                        "kind": "upper bound" if is_upper_bound(m) else "estimate",
-                        "pld epsilon at sigma": f"{pld:.4f}",
-                    }
-                )
-            except (ArithmeticError, ValueError) as e:
-                rows.append(
-                    {
-                        "method": m,
-                        "sigma": "failed",
-                        "kind": "",
-                        "pld epsilon at sigma": str(e)[:60],
-                    }
-                )
-        print(f"smallest sigma with epsilon <= {args.target_epsilon:g}, {setting}\n")
-        print(_table(rows, ["method", "sigma", "kind", "pld epsilon at sigma"]))
-        print("\n'pld epsilon at sigma' audits each sigma with PLD, a rigorous upper bound.")
     print("\n" + HONESTY_NOTE)
     return 0
 
@@ -252,18 +333,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="epsilon of DP-SGD by every accountant, or the sigma each needs for a target",
         description="Poisson-subsampled Gaussian mechanism (DP-SGD): compare accountants.",
     )
-    p.add_argument("--q", type=float, required=True, help="sampling rate (batch size / N)")
+    p.add_argument("--q", type=_q, required=True, help="sampling rate (batch size / N)")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--sigma", type=float, help="noise multiplier")
-    group.add_argument("--target-epsilon", type=float, help="print the sigma each method needs")
-    p.add_argument("--steps", type=int, required=True, help="number of DP-SGD steps")
-    p.add_argument("--delta", type=float, required=True)
-    p.add_argument("--methods", nargs="+", metavar="METHOD", help="default: every method")
+    group.add_argument("--sigma", type=_sigma, help="noise multiplier")
+    group.add_argument("--target-epsilon", type=_target, help="print the sigma each method needs")
+    p.add_argument("--steps", type=_steps, required=True, help="number of DP-SGD steps")
+    p.add_argument("--delta", type=_delta, required=True, help="0 < delta < 1")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        type=_method,
+        metavar="METHOD",
+        help="default: every method; progress goes to stderr",
+    )
     p.set_defaults(func=_cmd_accountant)
 
     def add_run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("study", help="01_dp_bias, 02_ew_tune, ... (or 1-4, or dp_bias, ...)")
-        p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+        p.add_argument("--profile", default="cpu", choices=PROFILES)
         p.add_argument(
             "-p",
             "--param",
@@ -276,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
             "-f", "--param-file", action="append", metavar="YAML", help="overrides from a file"
         )
         p.add_argument("--force", action="store_true", help="run again even if finished")
+        p.add_argument(
+            "-v", "--verbose", action="store_true", help="stream the cell log to the terminal"
+        )
 
     p = sub.add_parser(
         "run",
@@ -316,16 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reproduce", help="run all four study notebooks with a profile (finished runs reused)"
     )
-    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    p.add_argument("--profile", default="cpu", choices=PROFILES)
     p.add_argument("--runs", default="build/runs", help="output root (default: build/runs)")
     p.add_argument("--force", action="store_true", help="run every notebook again")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="stream the cell logs to the terminal"
+    )
     p.add_argument("--studies", nargs="+", metavar="STUDY", help="default: all four")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser(
         "book", help="build the Jupyter Book from the executed notebooks (warnings are errors)"
     )
-    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    p.add_argument("--profile", default="cpu", choices=PROFILES)
     p.add_argument("--runs", default="build/runs", help="runs root of `reproduce`")
     p.add_argument("--output", default="build/book", help="built under <output>/<profile>")
     p.set_defaults(func=_cmd_book)
@@ -341,6 +434,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, FileNotFoundError, RunBusy) as e:  # one clear line, no traceback
         parser.exit(2, f"privbias {args.command}: error: {e}\n")
+    except KeyboardInterrupt:
+        print(
+            f"\nprivbias {args.command}: interrupted. Finished sub-runs are kept: the same "
+            "command resumes from them.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ original checkpoints: results should say so.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -27,7 +29,9 @@ from typing import Any, Literal
 import torch
 
 from . import assets
-from ._io import atomic_dir, atomic_path, sha256_file, write_json_atomic
+from ._io import atomic_dir, atomic_path, ordinary_file_modes, write_json_atomic
+from .hashing import sha256_file
+from .params import ParameterError
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -238,6 +242,7 @@ def _convert_gguf(src: GGUFSource, target: Path) -> None:
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        ordinary_file_modes(tmp)  # safetensors writes 0600 whatever the umask: shared caches
         files = {
             str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
         }
@@ -354,3 +359,102 @@ def model_fingerprint(name: str) -> dict[str, str | None]:
             digest.update(f"{f.name}:{sha256_file(f)}\n".encode())
         return {"model": name, "source": "local folder", "sha256": digest.hexdigest()}
     return {"model": name, "source": "huggingface-hub", "sha256": None}
+
+
+# --- checking a model name before any work ------------------------------------------------
+
+
+def check_model(parameter: str, name: str, task: Task) -> None:
+    """Refuse a model name that cannot load for ``task``, naming ``parameter``: a built-in
+    name must support the task; a path must exist; a Hugging Face id must be in the local
+    hub cache or found on the hub (with no hub reachable, an id absent from the cache is
+    refused, saying so)."""
+    problem = _model_problem(name, task)
+    if problem:
+        raise ParameterError(f"parameter {parameter} = {name!r} is invalid: {problem}")
+
+
+def check_top_layers(name: str, top_layers: int) -> None:
+    """TOP_LAYERS must not exceed the encoder's layer count, where its config is at hand
+    (a built-in or local folder; a hub model is checked when it loads)."""
+    layers = _layer_count(name)
+    if layers is not None and top_layers > layers:
+        raise ParameterError(
+            f"parameter TOP_LAYERS = {top_layers} is invalid: expected at most {layers}, "
+            f"the number of encoder layers of {name!r}"
+        )
+
+
+@functools.cache
+def _model_problem(name: str, task: str) -> str | None:
+    if name in BUILTIN_MODELS:
+        tasks = BUILTIN_MODELS[name].tasks
+        return None if task in tasks else f"the built-in model supports {list(tasks)}, not {task}"
+    try:
+        source = _resolve(name)
+    except (KeyError, ValueError) as e:
+        return str(e).strip("\"'")
+    if not isinstance(source, str):
+        return None  # a local folder or .gguf file
+    return _hub_problem(source)
+
+
+def _hub_problem(repo_id: str) -> str | None:
+    """None when ``repo_id`` is in the local hub cache or exists on the hub."""
+    import os
+
+    import huggingface_hub as hf
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    cached = hf.try_to_load_from_cache(repo_id, "config.json")
+    if isinstance(cached, str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "not in the local Hugging Face cache, and HF_HUB_OFFLINE is set"
+    try:
+        hf.HfApi().model_info(repo_id, timeout=10)
+    except GatedRepoError:
+        return None  # it exists; loading it needs the user's token
+    except RepositoryNotFoundError:
+        return "no such model on the Hugging Face hub (nor a built-in name or local folder)"
+    except Exception as e:  # no network, a proxy, a timeout: we cannot tell
+        return (
+            "not in the local Hugging Face cache, and the hub could not be reached to look "
+            f"it up ({type(e).__name__}); connect, or download it first"
+        )
+    return None
+
+
+def _layer_count(name: str) -> int | None:
+    """``num_hidden_layers`` from the config of a built-in or local model folder."""
+    folder = None
+    if name in BUILTIN_MODELS:
+        found = BUILTIN_MODELS[name].locate()
+        # a GGUF model's config is at hand once it was converted (reading the GGUF's own
+        # metadata takes seconds: not worth it for a check)
+        folder = found if isinstance(found, Path) else _cache_folder(found)
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+    config = folder / "config.json" if folder is not None else None
+    if config is None or not config.is_file():
+        return None
+    layers = json.loads(config.read_text()).get("num_hidden_layers")
+    return layers if isinstance(layers, int) else None
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' logging (e.g. "classifier weights newly initialised",
+    expected when a head is added) and its loading progress bars for the duration."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars, one per model
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()

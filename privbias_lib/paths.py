@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 
 CACHE_ENV = "PRIVBIAS_CACHE"
+PROFILES = ("smoke", "cpu", "paper")  # every study has these three parameter profiles
 
 
 def cache_dir() -> Path:
@@ -28,3 +29,10 @@ def data_dir() -> Path:
         "privbias data files not found: expected privbias_lib/_data (wheel install) or data/ "
         "beside privbias_lib/ (editable install from the repository)."
     )
+
+
+def run_folder(root: str | Path, study: str, profile: str, run_id: str | None = None) -> Path:
+    """Where a run lives: ``<root>/<study key>/<profile>[/<run id>]``, made absolute (the
+    kernel runs in ``notebooks/``, sweep workers elsewhere)."""
+    folder = Path(root).expanduser().resolve() / study / profile
+    return folder / run_id if run_id else folder

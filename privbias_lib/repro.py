@@ -11,15 +11,14 @@ import sys
 import numpy as np
 import torch
 
+# the packages a stored run's numbers depend on (they enter its key; see run_environment)
+COMPUTE_PACKAGES = ("torch", "opacus", "dp-accounting", "transformers", "peft")
+# every package a manifest records
 RECORDED_PACKAGES = (
     "privbias",
-    "torch",
-    "transformers",
+    *COMPUTE_PACKAGES,
     "tokenizers",
     "accelerate",
-    "peft",
-    "opacus",
-    "dp-accounting",
     "numpy",
     "scipy",
     "pandas",
@@ -63,6 +62,13 @@ def package_versions(packages: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str,
         except importlib.metadata.PackageNotFoundError:
             out[p] = None
     return out
+
+
+def run_environment(device: str | None) -> dict:
+    """What a stored run depends on beyond its parameters: the device it runs on (None
+    resolved as training resolves it) and the versions of ``COMPUTE_PACKAGES``."""
+    resolved = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return {"device": resolved, **package_versions(COMPUTE_PACKAGES)}
 
 
 def environment() -> dict[str, object]:

@@ -1,5 +1,4 @@
-"""Running the study notebooks: one validated run, a resumable sweep over a parameter
-grid (in local processes or as Ray tasks), and collecting many runs into one table.
+"""Running a study notebook: validated parameters, one safe run, and all four studies.
 
 A run's folder only ever appears complete. The notebook executes in ``<folder>.partial``
 and, once it finished, that folder is renamed into place. An interrupted or failed run
@@ -7,60 +6,64 @@ keeps its ``.partial`` folder, so a rerun resumes it (the notebooks' run stores 
 their finished sub-runs), and nothing in it counts as finished. A finished folder holds
 ``run.json`` (status, identity, timings), the executed notebook, ``papermill.log`` (each
 cell's start and output), ``manifest.json`` and the files it lists with their SHA-256,
-which are checked before a run is reused.
+which are checked before a run is reused. A run never replaces a folder that is not a
+run (:func:`output_problem`). Sweeps over parameter grids are in :mod:`.sweeps`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import itertools
 import json
+import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from ._io import clear_folder, sha256_file, write_json_atomic
-from .notebook import ParameterError, stable_hash
-from .studies import PROFILES, STUDIES, Study, execute, load_profile, notebook_defaults
+from ._io import clear_folder, write_json_atomic
+from .hashing import library_fingerprint, sha256_file, stable_hash
+from .manifest import FINAL_FOLDER_ENV, MANIFEST
+from .params import ParameterError
+from .paths import run_folder
+from .store import PROGRESS_ENV
+from .studies import STUDIES, Study, find_study
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = [
+    "LOG_FILE",
+    "RUN_FILE",
+    "RunBusy",
+    "RunSpec",
+    "UnsafeOutput",
+    "check_output",
+    "execute_run",
+    "find_study",
+    "finished_record",
+    "output_problem",
+    "parse_value",
+    "read_parameter_file",
+    "reproduce",
+    "reusable_record",
+    "run_identity",
+]
 
 RUN_FILE = "run.json"
 LOG_FILE = "papermill.log"
+PROGRESS_FILE = ".progress.json"
 PARTIAL = ".partial"
+KERNEL = "python3"
 # files a manifest may list that change after it is written (not checked on reuse)
 _UNCHECKED = (".ipynb", ".log", RUN_FILE)
 
 
 # --------------------------------------------------------------------------- parameters
-
-
-def find_study(name: str) -> Study:
-    """A study by key (``03_lora_vs_dp``), number (``03``, ``3``) or name (``lora_vs_dp``)."""
-    if name in STUDIES:
-        return STUDIES[name]
-    for key, study in STUDIES.items():
-        number, rest = key.split("_", 1)
-        if name in (number, number.lstrip("0"), rest):
-            return study
-    raise ParameterError(
-        f"unknown study {name!r}; known: {list(STUDIES)} (or a number 1-4, or the key "
-        "without its number)"
-    )
-
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -79,40 +82,21 @@ def parse_value(text: str) -> Any:
 
 
 def read_parameter_file(path: str | Path) -> dict:
-    """A YAML file of ``NAME: value`` overrides (``-f params.yaml``)."""
-    values = yaml.safe_load(Path(path).read_text()) or {}
+    """A YAML file of ``NAME: value`` (``-f params.yaml``, ``--grid grid.yaml``); a syntax
+    error names the file and the line."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ParameterError(f"{path}: cannot be read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ParameterError(f"{path}: not valid YAML ({where}{problem})") from None
     if not isinstance(values, dict):
         raise ParameterError(f"{path}: expected a mapping of parameter names to values")
     return values
-
-
-def resolve_parameters(study: Study, profile: str, overrides: dict | None = None) -> dict:
-    """The parameters a run injects: the notebook's defaults, then the ``profile`` file,
-    then ``overrides``; validated by the study's parameter class *before* any kernel
-    starts. Raises :class:`ParameterError` naming the parameter (unknown names list the
-    known ones). ``OUTPUT_DIR`` is not among them: the runner chooses it."""
-    overrides = dict(overrides or {})
-    if profile not in PROFILES:
-        raise ParameterError(f"unknown profile {profile!r}; known: {list(PROFILES)}")
-    params_type = study.params_type()
-    known = sorted(set(params_type.names()) - {"OUTPUT_DIR"})
-    if "OUTPUT_DIR" in overrides:
-        raise ParameterError("OUTPUT_DIR is set by the runner: use --output instead")
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ParameterError(
-            f"unknown parameter(s) {unknown} for {study.key}; known: {', '.join(known)}"
-        )
-    merged = {**notebook_defaults(study), **load_profile(study, profile), **overrides}
-    merged.pop("OUTPUT_DIR", None)
-    try:
-        params_type.from_mapping({**merged, "OUTPUT_DIR": "unused"})
-    except ParameterError as e:
-        where = f"{study.key}, profile {profile}" + (
-            f", overrides {overrides}" if overrides else ""
-        )
-        raise ParameterError(f"{where}: {e}") from None
-    return merged
 
 
 # --------------------------------------------------------------------------- one run
@@ -137,37 +121,6 @@ class RunSpec:
         return self.folder.with_name(self.folder.name + PARTIAL)
 
 
-def run_id_for(overrides: dict, label: list[str] | None = None) -> str:
-    """A stable, readable id for a run: the ``label`` parameters (default: every
-    override) and a hash of all overrides, e.g. ``TARGET_EPSILON=8.0-64f67b2e``."""
-    if not overrides:
-        return "default"
-
-    def short(v: Any) -> str:
-        if isinstance(v, list | tuple):
-            return "-".join(short(x) for x in v)
-        if isinstance(v, dict):
-            return "-".join(f"{k}.{short(x)}" for k, x in v.items())
-        return str(v)
-
-    names = sorted(label if label is not None else overrides)
-    slug = "_".join(f"{k}={short(overrides[k])}" for k in names)
-    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "-", slug)[:60].strip("-_.") or "run"
-    return f"{slug}-{stable_hash(overrides)[:8]}"
-
-
-@functools.cache
-def library_fingerprint() -> str:
-    """SHA-256 over the source of every ``privbias_lib`` module (path and bytes)."""
-    import hashlib
-
-    package = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
 def run_identity(study: Study, profile: str, parameters: dict) -> str:
     """What a finished run must match to be reused: the notebook's bytes, the library's
     source and every parameter (changing any of them makes the old run stale)."""
@@ -185,21 +138,35 @@ def run_identity(study: Study, profile: str, parameters: dict) -> str:
 def finished_record(folder: str | Path) -> dict | None:
     """``run.json`` of a finished run in ``folder``, or None: not there, not finished,
     or a file its manifest lists is missing or changed."""
-    folder = Path(folder)
+    return _finished(Path(folder))[0]
+
+
+def _finished(folder: Path) -> tuple[dict | None, str]:
+    """(record, "") for a finished run, else (None, why it is not one)."""
     try:
         record = json.loads((folder / RUN_FILE).read_text())
-        manifest = json.loads((folder / "manifest.json").read_text())
+    except OSError:
+        return None, f"no {RUN_FILE}"
+    except ValueError:
+        return None, f"{RUN_FILE} is not valid JSON"
+    if not isinstance(record, dict) or record.get("status") != "finished":
+        status = record.get("status") if isinstance(record, dict) else None
+        return None, f"not finished (status {status!r})"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        return None
-    if record.get("status") != "finished" or not manifest.get("files"):
-        return None
+        return None, f"{MANIFEST} is missing or not valid JSON"
+    if not manifest.get("files"):
+        return None, f"{MANIFEST} lists no files"
     for name, digest in manifest["files"].items():
         if name.endswith(_UNCHECKED):
             continue
         path = folder / name
-        if not path.is_file() or sha256_file(path) != digest:
-            return None
-    return record
+        if not path.is_file():
+            return None, f"{name} is missing"
+        if sha256_file(path) != digest:
+            return None, f"{name} was changed after the run (its SHA-256 differs)"
+    return record, ""
 
 
 class RunBusy(RuntimeError):
@@ -277,7 +244,8 @@ def _exclusive(spec: RunSpec) -> Iterator[None]:
         yield
 
 
-def _error_summary(exc: BaseException) -> str:
+def error_summary(exc: BaseException) -> str:
+    """One line for a failed run: the notebook's exception, or the Python one."""
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
     if ename:
         return f"{ename}: {evalue}"
@@ -289,32 +257,32 @@ def reusable_record(spec: RunSpec, identity: str | None = None) -> dict | None:
     notebook, the library source, every parameter) is unchanged; else None."""
     if identity is None:
         study = STUDIES[spec.study]
-        identity = run_identity(
-            study, spec.profile, resolve_parameters(study, spec.profile, spec.overrides)
-        )
+        identity = run_identity(study, spec.profile, study.resolve(spec.profile, spec.overrides))
     done = finished_record(spec.folder)
     if done and done.get("identity") == identity:
         return {**done, "status": "reused"}
     return None
 
 
-def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = False) -> dict:
+def execute_run(
+    spec: RunSpec, *, force: bool = False, show: TerminalProgress | None = None
+) -> dict:
     """Run one notebook unless an identical finished run is already in its folder.
 
     Returns the run's record: ``status`` is ``reused``, ``finished`` or ``failed`` (with
-    ``error`` and the executed ``notebook`` where the error shows). Bad parameters raise
-    :class:`ParameterError` before a kernel starts; an interrupt is recorded and re-raised.
+    ``error`` and the executed ``notebook`` where the error shows). Bad parameters, a bad
+    model name or an unsafe output folder raise :class:`ParameterError` before a kernel
+    starts; an interrupt is recorded and re-raised. ``show`` reports progress.
     """
     study = STUDIES[spec.study]
-    parameters = resolve_parameters(study, spec.profile, spec.overrides)
+    parameters = study.resolve(spec.profile, spec.overrides)
     identity = run_identity(study, spec.profile, parameters)
     if not force and (done := reusable_record(spec, identity)):
         return done
     check_output(spec.folder, spec.study, force=force)  # never replace a user's folder
+    study.check(study.validate({**parameters, "OUTPUT_DIR": str(spec.partial)}))
     with _exclusive(spec):
-        _prepare_partial(spec.partial, fresh=force)
-        params = study.params_type().from_mapping({**parameters, "OUTPUT_DIR": str(spec.partial)})
-        study.experiment().fail_early(params)  # device, model kind: still before the kernel
+        _prepare_partial(spec.partial, fresh=force, previous=spec.folder)
         record = {
             "run_id": spec.run_id,
             "study": spec.study,
@@ -331,19 +299,12 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
         write_json_atomic(spec.partial / RUN_FILE, record)
         start = time.perf_counter()
         try:
-            execute(
-                study,
-                spec.profile,
-                spec.partial,
-                parameters,
-                progress_bar=progress_bar,
-                log_file=spec.partial / LOG_FILE,
-            )
+            execute_notebook(study, spec.partial, parameters, final=spec.folder, show=show)
         except BaseException as e:
             interrupted = isinstance(e, KeyboardInterrupt | SystemExit)
             record.update(
                 status="interrupted" if interrupted else "failed",
-                error=_error_summary(e),
+                error=error_summary(e),
                 notebook=str((spec.partial / f"{study.key}.ipynb").resolve()),
                 seconds=round(time.perf_counter() - start, 1),
             )
@@ -351,10 +312,11 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
             if interrupted or not _is_notebook_error(e):
                 raise
             return record
+        if not (spec.partial / MANIFEST).is_file():
+            raise RuntimeError(f"{spec.partial}: the notebook finished without a {MANIFEST}")
         record.update(
             status="finished", finished_at=_now(), seconds=round(time.perf_counter() - start, 1)
         )
-        _point_manifest_at(spec.partial / "manifest.json", spec.folder)
         problem = output_problem(spec.folder, spec.study, force=force)
         if problem:  # something appeared in the output folder while the notebook ran
             record.update(status="failed", error=f"not moved into place: {problem}")
@@ -366,11 +328,21 @@ def execute_run(spec: RunSpec, *, force: bool = False, progress_bar: bool = Fals
     return record
 
 
-def _prepare_partial(partial: Path, fresh: bool) -> None:
+def _prepare_partial(partial: Path, fresh: bool, previous: Path | None = None) -> None:
     """An empty ``.partial`` folder but for ``runs/``, the notebook's store of finished
-    sub-runs (checksummed and keyed by their parameters), which a rerun resumes from;
-    ``fresh`` drops that too. Outputs of an earlier attempt never leak into this one."""
+    sub-runs (checksummed and keyed by everything that determines them), which a rerun
+    resumes from; the sub-runs of ``previous`` (a finished run being redone, say because
+    one of its files was changed) are added to it. ``fresh`` keeps nothing. Outputs of an
+    earlier attempt never leak into this one."""
     clear_folder(partial, keep=() if fresh else ("runs",))
+    old = previous / "runs" if previous is not None else None
+    if fresh or old is None or not old.is_dir() or _run_study_of(previous) is None:
+        return
+    (partial / "runs").mkdir(exist_ok=True)
+    for stored in old.glob("*.json"):
+        target = partial / "runs" / stored.name
+        if not target.exists():
+            shutil.copy2(stored, target)  # the store checks every file's key and checksum
 
 
 def _is_notebook_error(exc: BaseException) -> bool:
@@ -381,16 +353,6 @@ def _is_notebook_error(exc: BaseException) -> bool:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _point_manifest_at(manifest: Path, folder: Path) -> None:
-    """The notebook ran in the ``.partial`` folder: record the folder it ends up in."""
-    if not manifest.is_file():
-        raise RuntimeError(f"{manifest.parent}: the notebook finished without a manifest.json")
-    data = json.loads(manifest.read_text())
-    data.setdefault("parameters", {})["OUTPUT_DIR"] = str(folder.resolve())
-    data["executed_in"] = str(manifest.parent.resolve())
-    write_json_atomic(manifest, data)
 
 
 def _replace_folder(source: Path, target: Path) -> None:
@@ -405,328 +367,220 @@ def _replace_folder(source: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- sweeps
+# --------------------------------------------------------------------------- papermill
 
 
-def expand_grid(grid: dict) -> list[dict]:
-    """The runs of a grid file's contents: every combination of the ``grid`` lists (in
-    the file's order), each with the fixed ``parameters`` added.
+def _ipc_kernel_manager():
+    """Kernels talk over local IPC sockets: no TCP ports, and no warning about TCP
+    without encryption from every kernel."""
+    from jupyter_client import AsyncKernelManager
 
-    ``{"parameters": {"EPOCHS": 1}, "grid": {"SEEDS": [[0], [1]], "MODEL": ["a", "b"]}}``
-    gives four runs.
-    """
-    if not isinstance(grid, dict) or "grid" not in grid:
-        raise ParameterError("a grid file needs a 'grid:' mapping of NAME: [values, ...]")
-    extra = sorted(set(grid) - {"grid", "parameters"})
-    if extra:
-        raise ParameterError(f"grid file: unknown key(s) {extra}; allowed: grid, parameters")
-    axes, fixed = grid["grid"], grid.get("parameters") or {}
-    if not isinstance(axes, dict) or not axes or not isinstance(fixed, dict):
-        raise ParameterError("grid file: 'grid' and 'parameters' must be mappings")
-    for name, values in axes.items():
-        if not isinstance(values, list) or not values:
-            raise ParameterError(f"grid file: {name} must list at least one value")
-        if name in fixed:
-            raise ParameterError(f"grid file: {name} is both fixed and swept")
-    names = list(axes)
-    return [
-        {**fixed, **dict(zip(names, combo, strict=True))}
-        for combo in itertools.product(*axes.values())
-    ]
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", **kwargs)
+
+    return IPCKernelManager
 
 
-def plan_sweep(
+def execute_notebook(
     study: Study,
-    profile: str,
-    points: list[dict],
-    output: str | Path,
-    label: list[str] | None = None,
-) -> list[RunSpec]:
-    """One :class:`RunSpec` per grid point, each validated now (before any run starts);
-    run ids name the ``label`` parameters (the swept ones)."""
-    specs, seen = [], {}
-    for point in points:
-        resolve_parameters(study, profile, point)
-        run_id = run_id_for(point, label)
-        if run_id in seen:
-            raise ParameterError(f"grid file: the run {point} appears twice")
-        seen[run_id] = point
-        folder = Path(output).resolve() / run_id  # absolute: Ray workers run elsewhere
-        specs.append(RunSpec(study.key, profile, str(folder), point, run_id))
-    return specs
-
-
-def check_sweep_output(output: str | Path, specs: list[RunSpec], *, force: bool = False) -> None:
-    """Before a sweep starts: its ``sweep.json`` may only replace a sweep record, and
-    every run folder must pass :func:`check_output`."""
-    record = Path(output) / "sweep.json"
-    if record.exists():
-        try:
-            ours = {"study", "runs"} <= set(json.loads(record.read_text()))
-        except (OSError, ValueError, TypeError):
-            ours = False
-        if not ours:
-            raise UnsafeOutput(f"{record} exists and is not a privbias sweep record")
-    for spec in specs:
-        check_output(spec.folder, spec.study, force=force)
-
-
-def gpus_needed(study: Study, profile: str, overrides: dict | None = None) -> int:
-    """GPUs one run asks for: one when its ``DEVICE`` is ``cuda`` (the ``paper``
-    profiles), none otherwise (``None`` picks CUDA only when the worker has one)."""
-    return int(resolve_parameters(study, profile, overrides).get("DEVICE") == "cuda")
-
-
-def _child_command(spec: RunSpec, force: bool) -> list[str]:
-    payload = json.dumps({"spec": asdict(spec), "force": force})
-    return [sys.executable, "-m", "privbias_lib.runner", payload]
-
-
-def run_in_subprocess(spec: RunSpec, force: bool = False, env: dict | None = None) -> dict:
-    """Execute one run in a fresh Python process; its record (a crash becomes ``failed``)."""
-    done = subprocess.run(
-        _child_command(spec, force),
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    lines = done.stdout.strip().splitlines()
-    if done.returncode == 0 and lines:
-        with contextlib.suppress(ValueError):
-            return json.loads(lines[-1])
-    return {
-        **asdict(spec),
-        "status": "failed",
-        "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:500],
-        "notebook": str(spec.partial / f"{spec.study}.ipynb"),
-    }
-
-
-def _local_backend(specs, *, workers: int, force: bool) -> Iterator[tuple[RunSpec, dict]]:
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(threads)}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_in_subprocess, s, force, env): s for s in specs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-
-def _ray_task(spec: dict, force: bool) -> dict:
-    """Body of one Ray task: the run in a subprocess of the Ray worker (which sees only
-    the GPUs Ray assigned it through ``CUDA_VISIBLE_DEVICES``)."""
-    return run_in_subprocess(RunSpec(**spec), force)
-
-
-def _ray_backend(
-    specs, *, workers: int, force: bool, address: str | None, gpus: int, cpus: int
-) -> Iterator[tuple[RunSpec, dict]]:
-    try:
-        import ray
-    except ImportError:
-        raise ParameterError(
-            "--backend ray needs Ray: pip install -e '.[ray]' (make test installs it)"
-        ) from None
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=workers * cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-    available = ray.cluster_resources().get("GPU", 0)
-    if gpus > available:
-        raise ParameterError(
-            f"each run needs {gpus} GPU(s) but the Ray cluster has {available:g}; start the "
-            "sweep on a GPU cluster (--address) or choose a profile whose DEVICE is not 'cuda'"
-        )
-    task = ray.remote(_ray_task).options(num_gpus=gpus, num_cpus=cpus, max_retries=0)
-    pending = {task.remote(asdict(s), force): s for s in specs}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        spec = pending.pop(done[0])
-        try:
-            yield spec, ray.get(done[0])
-        except Exception as e:  # the worker died: the run is failed, the others go on
-            yield spec, {**asdict(spec), "status": "failed", "error": _error_summary(e)}
-
-
-@dataclass
-class SweepReport:
-    """What a sweep did: one record per run, in the grid's order."""
-
-    records: list[dict]
-    output: Path
-
-    def count(self, status: str) -> int:
-        return sum(r["status"] == status for r in self.records)
-
-    @property
-    def failures(self) -> list[dict]:
-        return [r for r in self.records if r["status"] not in ("finished", "reused")]
-
-    def summary(self) -> str:
-        lines = [
-            f"{len(self.records)} runs: {self.count('finished')} ran, {self.count('reused')} "
-            f"reused, {len(self.failures)} failed -> {self.output}"
-        ]
-        for r in self.failures:
-            lines.append(f"  FAILED {r['run_id']}: {r.get('error', '')}")
-            lines.append(f"         the error shows in {r.get('notebook', '?')}")
-        return "\n".join(lines)
-
-
-def run_sweep(
-    specs: list[RunSpec],
-    output: str | Path,
+    output_dir: Path,
+    parameters: dict,
     *,
-    workers: int = 1,
-    backend: str = "local",
-    address: str | None = None,
-    gpus_per_run: int | None = None,
-    cpus_per_run: int = 1,
-    force: bool = False,
-) -> SweepReport:
-    """Execute ``specs`` (from :func:`plan_sweep`): finished runs are reused, the others
-    run ``workers`` at a time, locally or as Ray tasks; one failure stops no other run.
-    ``sweep.json`` in ``output`` lists every run with its status."""
-    from tqdm.auto import tqdm
+    final: Path | None = None,
+    show: TerminalProgress | None = None,
+) -> Path:
+    """Run ``study``'s notebook through papermill into ``output_dir`` with ``parameters``
+    (and ``OUTPUT_DIR``); every cell's start and output goes to ``papermill.log`` there,
+    progress to ``show``. ``final`` is the folder the run will be moved to (what the
+    manifest records). Returns the executed notebook's path."""
+    import papermill
 
-    if backend not in ("local", "ray"):
-        raise ParameterError(f"backend {backend!r} is not one of ['local', 'ray']")
-    if workers < 1:
-        raise ParameterError(f"workers = {workers} is invalid: expected at least 1")
-    output = Path(output)
-    check_sweep_output(output, specs, force=force)
-    records: dict[str, dict] = {}
-    todo = []
-    for spec in specs:
-        done = None if force else reusable_record(spec)
-        if done:
-            records[spec.run_id] = done
-        else:
-            todo.append(spec)
-    bar = tqdm(total=len(specs), initial=len(records), unit="run", desc=f"sweep {output.name}")
-
-    def finish(spec: RunSpec, record: dict) -> None:
-        records[spec.run_id] = record
-        mark = "done" if record["status"] == "finished" else record["status"].upper()
-        took = f"{record.get('seconds', 0):.0f} s" if "seconds" in record else ""
-        bar.write(f"{mark:>6} {spec.run_id} {took}".rstrip())
-        bar.update(1)
-        _write_sweep(output, specs, records)
-
-    _write_sweep(output, specs, records)
+    output_dir = Path(output_dir).resolve()  # the kernel runs in notebooks/
+    output_dir.mkdir(parents=True, exist_ok=True)
+    executed = output_dir / f"{study.key}.ipynb"
+    log_file = output_dir / LOG_FILE
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("papermill")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the log file, not the terminal, gets every cell
+    watcher = show.watch(study, output_dir / PROGRESS_FILE, logger) if show else None
+    env = {PROGRESS_ENV: str(output_dir / PROGRESS_FILE), FINAL_FOLDER_ENV: str(final or "")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: v for k, v in env.items() if v})
     try:
-        if todo and backend == "local":
-            for spec, record in _local_backend(todo, workers=workers, force=force):
-                finish(spec, record)
-        elif todo:
-            first = todo[0]
-            gpus = (
-                gpus_per_run
-                if gpus_per_run is not None
-                else gpus_needed(STUDIES[first.study], first.profile, first.overrides)
+        with watcher or contextlib.nullcontext():
+            papermill.execute_notebook(
+                str(study.notebook),
+                str(executed),
+                parameters={**parameters, "OUTPUT_DIR": str(output_dir)},
+                kernel_name=KERNEL,
+                cwd=str(study.notebook.parent),
+                progress_bar=False,
+                log_output=True,
+                kernel_manager_class=_ipc_kernel_manager(),
             )
-            for spec, record in _ray_backend(
-                todo, workers=workers, force=force, address=address, gpus=gpus, cpus=cpus_per_run
-            ):
-                finish(spec, record)
     finally:
-        bar.close()
-    return SweepReport([records[s.run_id] for s in specs if s.run_id in records], output)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        logger.removeHandler(handler)
+        logger.propagate = True
+        handler.close()
+    return executed
 
 
-def _write_sweep(output: Path, specs: list[RunSpec], records: dict[str, dict]) -> None:
-    runs = [
-        {
-            "run_id": s.run_id,
-            "overrides": s.overrides,
-            "status": records.get(s.run_id, {}).get("status", "pending"),
-        }
-        for s in specs
-    ]
-    study, profile = (specs[0].study, specs[0].profile) if specs else ("", "")
-    write_json_atomic(output / "sweep.json", {"study": study, "profile": profile, "runs": runs})
+class TerminalProgress:
+    """What a run shows on the terminal while its notebook executes: the study, the cell
+    (k of N) and, inside a long cell, the progress the notebook reports (runs k of N,
+    elapsed, an estimate of what is left). On a terminal one line is rewritten; in a log
+    a line is printed when something changes, at most every ``every`` seconds.
+    ``verbose`` streams the cell log itself."""
+
+    def __init__(self, stream=None, *, verbose: bool = False, every: float = 30.0):
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.verbose, self.every = verbose, every
+
+    @contextlib.contextmanager
+    def watch(self, study: Study, progress_file: Path, logger: logging.Logger):
+        import nbformat
+
+        cells = len(nbformat.read(study.notebook, as_version=4).cells) + 1  # + injected
+        state = {"cell": 0, "cells": cells, "line": ""}
+        handler = _CellHandler(state, self if self.verbose else None)
+        logger.addHandler(handler)
+        started, last_print = time.monotonic(), [0.0]
+
+        def tick():
+            line = self._line(study, state, progress_file, time.monotonic() - started)
+            now = time.monotonic()
+            if self.live:
+                self._write("\r\033[K" + line[: _width() - 1])
+            elif line != state["line"] and now - last_print[0] >= self.every:
+                self._write(line + "\n")
+                last_print[0] = now
+            state["line"] = line
+
+        try:
+            with ticking(0.5, tick):
+                yield
+        finally:
+            logger.removeHandler(handler)
+            if self.live:
+                self._write("\r\033[K")
+
+    def _line(self, study: Study, state: dict, progress_file: Path, elapsed: float) -> str:
+        from .store import _duration, describe_progress
+
+        text = f"{study.key} · cell {state['cell']}/{state['cells']} · {_duration(elapsed)}"
+        try:
+            inner = json.loads(progress_file.read_text())
+        except (OSError, ValueError):
+            inner = None
+        if inner:
+            text += " · " + describe_progress(inner)
+        return text
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line above the live one (the cell log with ``verbose``)."""
+        self._write(("\r\033[K" if self.live else "") + text + "\n")
 
 
-# --------------------------------------------------------------------------- collecting
+@contextlib.contextmanager
+def ticking(seconds: float, tick) -> Iterator[None]:
+    """Call ``tick()`` every ``seconds`` in a background thread while the block runs."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(seconds):
+            tick()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
-def finished_runs(root: str | Path) -> Iterable[tuple[Path, dict]]:
-    """``(folder, run record)`` of every finished run under ``root`` (partial ones skipped)."""
-    root = Path(root)
-    for run_file in sorted(root.rglob(RUN_FILE)):
-        folder = run_file.parent
-        names = [folder.name, *(p.name for p in folder.relative_to(root).parents if p.name)]
-        if any(n.endswith(PARTIAL) or n.startswith(".") for n in names):
-            continue  # unfinished, or an old folder being replaced
-        record = finished_record(folder)
-        if record is not None:
-            yield folder, record
+class _CellHandler(logging.Handler):
+    """Follows papermill's "Executing Cell N" lines (and echoes the log when verbose)."""
+
+    _CELL = re.compile(r"Executing Cell (\d+)")
+
+    def __init__(self, state: dict, echo: TerminalProgress | None):
+        super().__init__(logging.INFO)
+        self.state, self.echo = state, echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if m := self._CELL.search(message):
+            self.state["cell"] = int(m.group(1))
+        if self.echo is not None:
+            for line in message.rstrip().splitlines():
+                self.echo.say(f"  | {line}")
 
 
-def collect(root: str | Path) -> pd.DataFrame:
-    """Every finished run's ``results.csv`` under ``root`` in one tidy table, with
-    ``run_id``, ``study``, ``profile`` and the run's parameter overrides as columns
-    (lists and mappings as JSON text). Empty if no run has finished."""
-    import pandas as pd
-
-    frames = []
-    for folder, record in finished_runs(root):
-        results = folder / "results.csv"
-        if not results.is_file():
-            continue
-        df = pd.read_csv(results)
-        info = {"run_id": record["run_id"], "study": record["study"], "profile": record["profile"]}
-        for name, value in (record.get("overrides") or {}).items():
-            info[name] = json.dumps(value) if isinstance(value, list | dict) else value
-        for name, value in reversed(info.items()):
-            column = name if name not in df.columns else f"param_{name}"
-            df.insert(0, column, value)
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+def _width() -> int:
+    return shutil.get_terminal_size((100, 20)).columns
 
 
 # --------------------------------------------------------------------------- reproduce
 
 
 def reproduce(
-    profile: str, runs_root: str | Path, *, force: bool = False, studies: list[str] | None = None
+    profile: str,
+    runs_root: str | Path,
+    *,
+    force: bool = False,
+    studies: list[str] | None = None,
+    show: TerminalProgress | None = None,
+    say=print,
 ) -> list[dict]:
     """Run every study notebook with ``profile`` into ``runs_root/<study>/<profile>``,
-    reusing finished runs unless ``force``. Every study is validated first; a failing
-    notebook stops none of the others. Returns one record per study."""
+    reusing finished runs unless ``force``. Every study, model name and output folder is
+    checked first; a failing notebook stops none of the others. One record per study."""
     chosen = [find_study(s) for s in studies] if studies else list(STUDIES.values())
-    root = Path(runs_root).resolve()
-    specs = [RunSpec(s.key, profile, str(root / s.key / profile)) for s in chosen]
-    for spec in specs:  # every bad profile or output folder is reported before anything runs
-        resolve_parameters(STUDIES[spec.study], profile)
+    specs = [RunSpec(s.key, profile, str(run_folder(runs_root, s.key, profile))) for s in chosen]
+    for spec, study in zip(specs, chosen, strict=True):  # everything refused before any run
+        parameters = study.resolve(profile)
         check_output(spec.folder, spec.study, force=force)
+        study.check(study.validate({**parameters, "OUTPUT_DIR": str(spec.partial)}))
     records = []
-    for spec in specs:
+    for i, spec in enumerate(specs, 1):
         record = None if force else reusable_record(spec)
         if record is None:
-            print(f"{spec.study} ({profile}) ... cell log: {spec.partial / LOG_FILE}", flush=True)
-            record = execute_run(spec, force=force, progress_bar=sys.stderr.isatty())
-        records.append(record)
+            log = spec.partial / LOG_FILE
+            say(f"[{i}/{len(specs)}] {spec.study} ({profile}): running; cell log {log}")
+            record = execute_run(spec, force=force, show=show)
         took = record.get("seconds", 0)
-        print(f"{spec.study}: {record['status']} ({took:.0f} s) -> {spec.folder}", flush=True)
+        say(f"[{i}/{len(specs)}] {spec.study}: {record['status']} ({took:.0f} s) -> {spec.folder}")
+        records.append(record)
     return records
 
 
 def _main(argv: list[str]) -> int:
-    """Child-process entry: run one spec, print its record as the last line."""
+    """Child-process entry (a sweep's run): run one spec, print its record last."""
     payload = json.loads(argv[0])
     spec = RunSpec(**payload["spec"])
     try:
         record = execute_run(spec, force=payload["force"])
     except (ParameterError, RunBusy) as e:
-        record = {**asdict(spec), "status": "failed", "error": str(e), "notebook": ""}
+        record = {**payload["spec"], "status": "failed", "error": str(e), "notebook": ""}
+    except KeyboardInterrupt:
+        record = {**payload["spec"], "status": "interrupted", "error": "interrupted"}
     print(json.dumps(record, default=str), flush=True)
     return 0
 

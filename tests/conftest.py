@@ -1,8 +1,55 @@
-"""Shared fixtures. Real models load once per session (they are large)."""
+"""Shared fixtures. Real models load once per session (they are large).
+
+The markers are honest: a test that executes a notebook must be marked ``notebook`` and one
+that loads a built-in (real) model ``slow``, or it fails, so ``make test-fast`` (``-m "not
+slow and not notebook"``) really is the quick loop."""
 
 from __future__ import annotations
 
 import pytest
+
+REAL_MODEL_FIXTURES = {"smollm2", "smollm2_tokenizer", "tiny_llama", "gemma3_tokenizer"}
+_CURRENT = {"name": "", "slow": True, "notebook": True}  # the test being set up or run
+
+
+def pytest_runtest_setup(item):
+    """Before any fixture of ``item`` (module- and session-scoped ones included) is set up."""
+    from privbias_lib import models
+
+    models._model_problem.cache_clear()  # model-name checks a test may have faked
+    _CURRENT.update(
+        name=item.nodeid,
+        slow=item.get_closest_marker("slow") is not None,
+        notebook=item.get_closest_marker("notebook") is not None,
+    )
+    used = REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+    assert _CURRENT["slow"] or not used, (
+        f"{item.nodeid} uses real model fixture(s) {used}: mark it slow"
+    )
+
+
+def pytest_configure(config):
+    """Loading a built-in model outside a ``slow`` test, or executing a notebook outside a
+    ``notebook`` test, fails (however deep in a fixture it happens)."""
+    import papermill
+
+    from privbias_lib import models
+
+    folder, execute_notebook = models._folder, papermill.execute_notebook
+
+    def guarded_folder(model, *args, **kwargs):  # what load_model and load_tokenizer read
+        found = folder(model, *args, **kwargs)  # (a test of a failing load may stay fast)
+        assert _CURRENT["slow"] or model not in models.BUILTIN_MODELS, (
+            f"{_CURRENT['name']} loads {model}: mark it slow"
+        )
+        return found
+
+    def guarded_execute_notebook(*args, **kwargs):
+        assert _CURRENT["notebook"], f"{_CURRENT['name']} executes a notebook: mark it notebook"
+        return execute_notebook(*args, **kwargs)
+
+    models._folder = guarded_folder
+    papermill.execute_notebook = guarded_execute_notebook
 
 
 @pytest.fixture(scope="session")

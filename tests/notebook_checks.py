@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from privbias_lib.runner import RunSpec, execute_run
-from privbias_lib.studies import Study, execute, load_profile, notebook_defaults
+from privbias_lib.runner import RunSpec, execute_notebook, execute_run
+from privbias_lib.study import Study
 
 
 def smoke_runs_root(tmp_path_factory) -> Path:
@@ -26,16 +26,16 @@ def run_smoke(study: Study, tmp_path_factory) -> Path:
     return out
 
 
-def assert_bad_parameter_stops_early(study: Study, changes: dict, tmp_path, monkeypatch):
-    """With ``changes`` applied to the smoke profile the notebook fails in its first
+def assert_bad_parameter_stops_early(study: Study, changes: dict, tmp_path):
+    """With ``changes`` applied to the smoke profile, papermill injects them unchecked
+    (as a user running papermill by hand would) and the notebook fails in its first
     three cells (parameters, injected parameters, validation) with a message naming
     every changed parameter, and writes no results."""
     import papermill
 
-    bad = {**load_profile(study, "smoke"), **changes}
-    monkeypatch.setattr("privbias_lib.studies.load_profile", lambda s, name: bad)
+    bad = {**study.resolve("smoke"), **changes}
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        execute(study, "smoke", tmp_path)
+        execute_notebook(study, tmp_path, bad)
     for name in changes:
         assert name in str(err.value)
     executed = nbformat.read(tmp_path / f"{study.key}.ipynb", as_version=4)
@@ -44,7 +44,40 @@ def assert_bad_parameter_stops_early(study: Study, changes: dict, tmp_path, monk
     assert not (tmp_path / "results.csv").exists()
 
 
-def parameters_cell_values(study: Study) -> dict:
-    """The notebook's single ``parameters`` cell, as {NAME: literal value}; fails if there
-    is not exactly one such cell or it holds anything but assignments of literals."""
-    return notebook_defaults(study)
+def smoke_params(study: Study, **changes):
+    """The smoke profile (with ``changes``) validated, as the notebook sees it."""
+    return study.validate({**study.resolve("smoke"), "OUTPUT_DIR": "/tmp/unused", **changes})
+
+
+def profile_params(study: Study, profile: str, **changes):
+    """A profile (with ``changes``) validated."""
+    return study.validate({**study.resolve(profile), "OUTPUT_DIR": "/tmp/unused", **changes})
+
+
+def run_in_process(study: Study, parameters: dict, out: Path, store_from: Path | None = None):
+    """Execute the notebook's code cells in this process, as papermill would (its
+    parameters cell, then ``parameters`` and ``OUTPUT_DIR`` injected, then every other
+    cell) — without a kernel's start-up and imports, for the subset matrix. The stored
+    sub-runs of ``store_from`` (a finished run's folder) are copied first, so only what
+    differs is computed. Returns the output folder."""
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out.mkdir(parents=True, exist_ok=True)
+    if store_from is not None and (store_from / "runs").is_dir():
+        shutil.copytree(store_from / "runs", out / "runs", dirs_exist_ok=True)
+    nb = nbformat.read(study.notebook, as_version=4)
+    namespace: dict = {"__name__": "__main__"}
+    injected = "\n".join(f"{k} = {v!r}" for k, v in {**parameters, "OUTPUT_DIR": str(out)}.items())
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        exec(compile(cell.source, f"<{study.key} cell>", "exec"), namespace)
+        if "parameters" in cell.metadata.get("tags", []):
+            exec(compile(injected, f"<{study.key} injected>", "exec"), namespace)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return out

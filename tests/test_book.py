@@ -13,9 +13,11 @@ import pytest
 from notebook_checks import run_smoke, smoke_runs_root
 
 from privbias_lib.book import BookError, stage
-from privbias_lib.studies import ROOT, STUDIES
+from privbias_lib.studies import STUDIES
+from privbias_lib.study import ROOT
 
-PAGES = ["intro", "gpu", "models_and_data", "api"]
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]  # the four smoke runs and the book
+PAGES = ["intro", "gpu", "models_and_data", "parameters", "adding_a_study", "api"]
 
 
 @pytest.fixture(scope="module")

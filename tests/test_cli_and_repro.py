@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from privbias_lib import cli, repro
-from privbias_lib.studies import STUDIES, Study
+from privbias_lib.params import ParameterError
+from privbias_lib.studies import STUDIES
 
 
 def test_assets_lists_every_package_installed(capsys):
@@ -55,8 +56,8 @@ def test_environment_records_pinned_packages():
 
 def test_study_registry_and_profiles():
     assert list(STUDIES) == ["01_dp_bias", "02_ew_tune", "03_lora_vs_dp", "04_bias_transfer"]
-    with pytest.raises(ValueError, match="profile='fast'"):
-        Study("01_dp_bias", "x").params_file("fast")
+    with pytest.raises(ParameterError, match="unknown profile 'fast'"):
+        STUDIES["01_dp_bias"].profile_file("fast")
 
 
 def test_accountant_command_compares_every_method_with_its_kind(capsys):

@@ -122,6 +122,7 @@ def _check_alignment(tok, texts, spans):
     return labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokenizer", ["smollm2_tokenizer", "gemma3_tokenizer"])
 def test_sensitive_tokens_line_up_with_spans(tokenizer, request, splits):
     tok = request.getfixturevalue(tokenizer)
@@ -129,6 +130,7 @@ def test_sensitive_tokens_line_up_with_spans(tokenizer, request, splits):
     _check_alignment(tok, df.text, df.spans)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokenizer", ["smollm2_tokenizer", "gemma3_tokenizer"])
 def test_alignment_edge_cases(tokenizer, request):
     tok = request.getfixturevalue(tokenizer)
@@ -147,6 +149,7 @@ def test_alignment_edge_cases(tokenizer, request):
         assert labels[0][0] == -1
 
 
+@pytest.mark.slow
 def test_truncation_matches_the_tokenizer(smollm2_tokenizer, splits):
     df = splits[0].head(3)
     labels = sensitive_token_labels(smollm2_tokenizer, df.text, df.spans, max_length=20)

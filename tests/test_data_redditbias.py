@@ -95,3 +95,54 @@ def test_stratified_split_handles_tiny_strata():
         stratified_split(df, {"train": 0.5, "test": 0.4})
     with pytest.raises(ValueError, match="stratify columns"):
         stratified_split(df, by=("subgroup",))
+
+
+def women_file(folder, text):
+    path = folder / GROUP_FILES["women"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_file_holding_only_a_newline_or_unreadable_is_named(tmp_path):
+    women_file(tmp_path, "\n")
+    with pytest.raises(DataValidationError, match=r"gender_female\w*\.csv: empty file"):
+        load_redditbias(["women"], folder=tmp_path)
+    women_file(tmp_path, "comment,bias_sent\na,1\nb,0,extra\n")
+    with pytest.raises(DataValidationError, match=r"gender_female\w*\.csv: not a valid CSV file"):
+        load_redditbias(["women"], folder=tmp_path)
+    women_file(tmp_path, b"comment,bias_sent\n\x81\x8d,1\n")  # neither UTF-8 nor cp1252
+    with pytest.raises(
+        DataValidationError, match=r"gender_female\w*\.csv: not UTF-8 or Windows-1252"
+    ):
+        load_redditbias(["women"], folder=tmp_path)
+
+
+def test_labelled_rows_without_a_comment_are_dropped_with_a_warning(tmp_path):
+    from privbias_lib.data import DataWarning
+
+    women_file(tmp_path, 'comment,bias_sent\n,1\n"  ",0\nok,1\nNA,0\n')
+    with pytest.warns(
+        DataWarning,
+        match=r"gender_female\w*\.csv: dropped 2 of 4 rows with empty comment \(rows 1, 2\)",
+    ):
+        df = load_redditbias(["women"], folder=tmp_path)
+    assert df["text"].tolist() == ["ok", "NA"]  # "NA" is a comment, not a missing value
+
+
+def test_bad_label_and_empty_result_name_rows_and_reasons(tmp_path):
+    women_file(tmp_path, "comment,bias_sent\na,1\nb,maybe\nc,0\n")
+    with pytest.raises(DataValidationError, match=r"\.csv: row 2: unexpected bias_sent.*'maybe'"):
+        load_redditbias(["women"], folder=tmp_path)
+    women_file(tmp_path, "comment,bias_sent\na,\nb,biased?\n")
+    with pytest.raises(
+        DataValidationError,
+        match=r"\.csv: no labelled rows: 1 unlabelled, 1 annotator note\(s\), 0 empty comment",
+    ):
+        load_redditbias(["women"], folder=tmp_path)
+
+
+def test_stratified_split_refuses_missing_stratum_values():
+    df = pd.DataFrame({"group": ["a", "a", None, "b"], "label": [0, 1, 1, 0]})
+    with pytest.raises(ValueError, match=r"row 3: stratify column 'group' is empty"):
+        stratified_split(df, {"train": 0.5, "test": 0.5})

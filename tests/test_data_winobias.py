@@ -151,3 +151,37 @@ def test_occupation_stats_agree_with_winobias_lists():
     assert stats.loc["secretary", "share_women_pct"] == 95
     assert stats.loc["carpenter", "share_women_pct"] == 2.1
     assert stats["source"].str.contains("Bureau of Labor Statistics").all()
+
+
+def test_line_numbers_count_blank_lines_and_undecodable_files_are_named(tmp_path):
+    folder = tmp_path / "wb"
+    shutil.copytree(winobias_dir(), folder)
+    target = folder / "pro_stereotyped_type1.txt.dev"
+    lines = target.read_text().splitlines()
+    lines[2:2] = ["", "   "]  # blank lines 3 and 4; the file's line 6 is bad
+    lines[5] = "4 The developer argued with the designer because he was late."
+    target.write_text("\n".join(lines))
+    with pytest.raises(DataValidationError, match=r"pro_stereotyped_type1\.txt\.dev: line 6:"):
+        load_winobias("dev", folder=folder)
+    target.write_bytes(b"1 [The developer] \xff argued")
+    with pytest.raises(DataValidationError, match=r"type1\.txt\.dev: not UTF-8 text"):
+        load_winobias("dev", folder=folder)
+    (folder / "male_occupations.txt").write_text("\n")
+    with pytest.raises(DataValidationError, match=r"male_occupations\.txt: empty file"):
+        load_winobias("dev", folder=folder)
+
+
+def test_occupation_stats_name_the_bad_row(tmp_path, monkeypatch):
+    from privbias_lib.data import occupations
+
+    monkeypatch.setattr(occupations, "data_dir", lambda: tmp_path)
+    path = tmp_path / "winobias_occupations.csv"
+    path.write_text("occupation,share_women_pct,majority\nnurse,90,female\ncook,about half,male\n")
+    with pytest.raises(
+        DataValidationError,
+        match=r"winobias_occupations\.csv: row 2: column 'share_women_pct' must be a number",
+    ):
+        occupation_stats()
+    path.write_text("\n")
+    with pytest.raises(DataValidationError, match=r"winobias_occupations\.csv: empty file"):
+        occupation_stats()

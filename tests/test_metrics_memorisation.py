@@ -152,6 +152,7 @@ def test_exposure_estimate_matches_exact_on_a_normal_space():
     )
 
 
+@pytest.mark.slow
 def test_trie_scores_equal_brute_force_scores(tiny_llama, smollm2_tokenizer):
     model = tiny_llama(seed=3)
     tok = smollm2_tokenizer
@@ -169,6 +170,7 @@ def test_trie_scores_equal_brute_force_scores(tiny_llama, smollm2_tokenizer):
         assert np.argmax(trie) == np.argmax(brute)
 
 
+@pytest.mark.slow
 def test_trie_needs_a_shared_context(tiny_llama, smollm2_tokenizer):
     with pytest.raises(ValueError, match="share no leading token"):
         candidate_logprobs(tiny_llama(), smollm2_tokenizer, "", ["cat", "dog"])

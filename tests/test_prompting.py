@@ -54,6 +54,7 @@ def test_examples_have_the_asked_mix(pool):
     assert choose_examples(pool, Condition("zero"), seed=1).empty
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chat", [True, False])
 def test_prompts_differ_only_in_the_answer(items, pool, smollm2_tokenizer, chat):
     cond = Condition("fair few-shot", shots=2, instruction="fair")
@@ -69,6 +70,7 @@ def test_prompts_differ_only_in_the_answer(items, pool, smollm2_tokenizer, chat)
         assert gold.count("who does") == 3  # two solved examples and the question
 
 
+@pytest.mark.slow
 def test_answer_order_does_not_change_the_winner(items, pool, tiny_llama, smollm2_tokenizer):
     model = tiny_llama(seed=5)
     cond = Condition("few", shots=2)
@@ -81,6 +83,7 @@ def test_answer_order_does_not_change_the_winner(items, pool, tiny_llama, smollm
     assert ((forward[:, 0] > forward[:, 1]) == (swapped[:, 1] > swapped[:, 0])).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chat", [True, False])
 def test_cached_prefix_scores_equal_plain_scores(items, pool, tiny_llama, smollm2_tokenizer, chat):
     model = tiny_llama(seed=2)

@@ -16,23 +16,18 @@ import pytest
 import yaml
 
 from privbias_lib import cli
-from privbias_lib.notebook import ParameterError
-from privbias_lib.runner import (
-    RUN_FILE,
-    RunSpec,
+from privbias_lib.params import ParameterError
+from privbias_lib.runner import RUN_FILE, RunSpec, execute_run, finished_record, parse_value
+from privbias_lib.studies import STUDIES, find_study
+from privbias_lib.study import ROOT
+from privbias_lib.sweeps import (
     collect,
-    execute_run,
     expand_grid,
-    find_study,
-    finished_record,
     gpus_needed,
-    parse_value,
     plan_sweep,
-    resolve_parameters,
     run_id_for,
     run_sweep,
 )
-from privbias_lib.studies import ROOT, STUDIES, load_profile, notebook_defaults
 
 STUDY = STUDIES["02_ew_tune"]
 QUICK = {"RUN_TRAINING": False}  # study 2's Part A only
@@ -55,24 +50,29 @@ def test_values_are_read_as_yaml():
 @pytest.mark.parametrize("key", list(STUDIES))
 def test_every_profile_resolves_over_the_notebook_defaults(key):
     study = STUDIES[key]
+    defaults = study.defaults()
+    assert study.profile("cpu") == {}  # the cpu profile is the notebook's parameters cell
     for profile in ("smoke", "cpu", "paper"):
-        params = resolve_parameters(study, profile)
-        assert set(params) == set(notebook_defaults(study)) - {"OUTPUT_DIR"}
-        assert params.items() >= {k: v for k, v in load_profile(study, profile).items()}.items()
+        params = study.resolve(profile)
+        assert set(params) == set(defaults) - {"OUTPUT_DIR"}
+        overrides = study.profile(profile)
+        assert params.items() >= overrides.items()
+        repeated = [k for k, v in overrides.items() if defaults.get(k) == v]
+        assert not repeated, f"{profile} repeats the notebook's defaults of {repeated}"
 
 
 def test_unknown_and_bad_parameters_are_refused_with_what_is_allowed():
     with pytest.raises(ParameterError) as e:
-        resolve_parameters(STUDY, "smoke", {"EPOCH": 1})
+        STUDY.resolve("smoke", {"EPOCH": 1})
     assert "unknown parameter(s) ['EPOCH']" in str(e.value) and "EPOCHS" in str(e.value)
-    with pytest.raises(ParameterError, match="EPOCHS = 0 is invalid: expected an integer >= 1"):
-        resolve_parameters(STUDY, "smoke", {"EPOCHS": 0})
-    with pytest.raises(ParameterError, match="TARGET_EPSILON = 'eight'"):
-        resolve_parameters(STUDY, "smoke", {"TARGET_EPSILON": "eight"})
+    with pytest.raises(ParameterError, match="EPOCHS = 0 is invalid: input should be greater"):
+        STUDY.resolve("smoke", {"EPOCHS": 0})
+    with pytest.raises(ParameterError, match="TARGET_EPSILON = 'eight' is invalid"):
+        STUDY.resolve("smoke", {"TARGET_EPSILON": "eight"})
     with pytest.raises(ParameterError, match="--output"):
-        resolve_parameters(STUDY, "smoke", {"OUTPUT_DIR": "/tmp/x"})
+        STUDY.resolve("smoke", {"OUTPUT_DIR": "/tmp/x"})
     with pytest.raises(ParameterError, match="unknown profile 'fast'"):
-        resolve_parameters(STUDY, "fast")
+        STUDY.resolve("fast")
 
 
 def test_cli_run_refuses_a_bad_parameter_before_any_kernel(tmp_path, capsys):
@@ -145,6 +145,7 @@ def test_a_finished_run_needs_its_record_and_every_listed_file_intact(tmp_path):
     assert finished_record(tmp_path / "missing") is None
 
 
+@pytest.mark.notebook
 def test_run_writes_everything_atomically_and_reuses_only_identical_runs(
     tmp_path, capsys, monkeypatch
 ):
@@ -175,6 +176,7 @@ def test_run_writes_everything_atomically_and_reuses_only_identical_runs(
     assert json.loads((out / "manifest.json").read_text())["parameters"]["TARGET_EPSILON"] == 4.0
 
 
+@pytest.mark.notebook
 def test_a_failing_run_is_recorded_with_its_notebook_and_stops_no_other(tmp_path):
     empty = tmp_path / "no-glue-here"
     empty.mkdir()
@@ -194,6 +196,7 @@ def test_a_failing_run_is_recorded_with_its_notebook_and_stops_no_other(tmp_path
     assert [r["status"] for r in sweep["runs"]] == ["failed", "finished"]
 
 
+@pytest.mark.notebook
 def test_a_killed_sweep_resumes_only_the_missing_runs(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(
@@ -219,7 +222,10 @@ def test_a_killed_sweep_resumes_only_the_missing_runs(tmp_path):
         sweep.wait()
     first = json.loads((specs[0].folder / RUN_FILE).read_text())
     assert finished_record(specs[1].folder) is None and finished_record(specs[2].folder) is None
-    assert len(collect(out).run_id.unique()) == 1  # the killed run's outputs do not count
+    found = collect(out)
+    assert len(found.table.run_id.unique()) == 1  # the killed run's outputs do not count
+    assert [f.name for f, _ in found.skipped] == [specs[1].partial.name]  # ... and are listed
+    assert json.loads((out / "sweep.json").read_text())["runs"][1]["status"] != "pending"
 
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -227,7 +233,7 @@ def test_a_killed_sweep_resumes_only_the_missing_runs(tmp_path):
     assert json.loads((specs[0].folder / RUN_FILE).read_text()) == first  # not run again
     for spec in specs:
         assert finished_record(spec.folder) is not None and not spec.partial.exists()
-    table = collect(out)
+    table = collect(out).table
     assert sorted(table.TARGET_EPSILON.unique()) == [1.0, 4.0, 8.0]
     assert set(table.RUN_TRAINING) == {False}
     # the collected table has each run's own results: the Edgeworth sigma differs by target
@@ -235,9 +241,11 @@ def test_a_killed_sweep_resumes_only_the_missing_runs(tmp_path):
     assert sigmas.groupby("TARGET_EPSILON").value.mean().is_monotonic_decreasing
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_ray_backend_runs_each_run_as_a_ray_task_and_collects_for_plotting(tmp_path):
     ray = pytest.importorskip("ray")
-    from privbias_lib.experiments.dp_bias import plot_metrics_vs_epsilon
+    from privbias_lib.studies.dp_bias import plot_metrics_vs_epsilon
 
     study = STUDIES["01_dp_bias"]
     points = expand_grid({"grid": {"SEEDS": [[0], [1]]}})
@@ -251,7 +259,7 @@ def test_ray_backend_runs_each_run_as_a_ray_task_and_collects_for_plotting(tmp_p
     finally:
         ray.shutdown()
     assert [r["status"] for r in report.records] == ["finished", "finished"]
-    table = collect(tmp_path / "ray")
+    table = collect(tmp_path / "ray").table
     assert set(table.run_id) == {s.run_id for s in specs}
     assert sorted(table.SEEDS.unique()) == ["[0]", "[1]"]
     assert sorted(table.seed.dropna().unique()) == [0, 1]
@@ -271,10 +279,12 @@ def test_collect_puts_parameters_beside_results(tmp_path):
         (folder / RUN_FILE).write_text(json.dumps(record))
     (tmp_path / "c.partial").mkdir()
     (tmp_path / "c.partial" / RUN_FILE).write_text(json.dumps({"status": "finished"}))
-    table = collect(tmp_path)
+    found = collect(tmp_path)
+    table = found.table
     assert list(table.columns[:5]) == ["run_id", "study", "profile", "SEEDS", "EPOCHS"]
     assert table.SEEDS.tolist() == ["[0]", "[1]"] and table.value.tolist() == [0.5, 0.5]
-    assert collect(tmp_path / "nothing").empty
+    assert [(f.name, "unfinished" in why) for f, why in found.skipped] == [("c.partial", True)]
+    assert collect(tmp_path / "nothing").table.empty
 
 
 def test_parameter_files_and_values_combine_in_order(tmp_path, capsys):
@@ -287,7 +297,11 @@ def test_parameter_files_and_values_combine_in_order(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("grid", sorted((ROOT / "notebooks" / "grids").glob("*.yaml")))
-def test_the_shipped_paper_grids_plan_valid_runs(grid, tmp_path):
+def test_the_shipped_paper_grids_plan_valid_runs(grid, tmp_path, monkeypatch):
+    from privbias_lib import models
+
+    monkeypatch.setattr(models, "_hub_problem", lambda repo_id: None)  # as if the hub answered
+    models._model_problem.cache_clear()
     study = next(s for key, s in STUDIES.items() if grid.name.startswith(key))
     points = expand_grid(yaml.safe_load(grid.read_text()))
     specs = plan_sweep(study, "paper", points, tmp_path, label=list(points[0]))
@@ -313,7 +327,7 @@ def test_a_rerun_keeps_only_the_finished_sub_runs_of_an_earlier_attempt(tmp_path
 def test_a_change_to_the_library_makes_finished_runs_stale(monkeypatch):
     from privbias_lib import runner
 
-    params = resolve_parameters(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     before = runner.run_identity(STUDY, "smoke", params)
     assert runner.run_identity(STUDY, "smoke", params) == before  # deterministic
     monkeypatch.setattr(runner, "library_fingerprint", lambda: "edited")

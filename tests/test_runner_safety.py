@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from privbias_lib import cli, runner
+from privbias_lib import cli, runner, sweeps
 from privbias_lib.book import BookError, stage
 from privbias_lib.runner import RUN_FILE, RunSpec, UnsafeOutput, execute_run, output_problem
 
@@ -82,12 +82,11 @@ def test_absent_and_empty_folders_and_files(tmp_path):
 def test_a_folder_that_fills_while_the_notebook_runs_is_not_replaced(tmp_path, monkeypatch):
     folder = tmp_path / "run"
 
-    def fake_execute(study, profile, output_dir, parameters, **_):
+    def fake_execute(study, output_dir, parameters, **_):
         (Path(output_dir) / "manifest.json").write_text(json.dumps({"parameters": {}}))
         _users_folder(folder)  # the user saves files there in the meantime
 
-    monkeypatch.setattr(runner, "execute", fake_execute)
-    monkeypatch.setattr(runner.STUDIES["02_ew_tune"].experiment(), "fail_early", lambda p: None)
+    monkeypatch.setattr(runner, "execute_notebook", fake_execute)
     spec = RunSpec("02_ew_tune", "smoke", str(folder), {"RUN_TRAINING": False})
     with pytest.raises(UnsafeOutput, match="not moved into place"):
         execute_run(spec)
@@ -99,15 +98,15 @@ def test_a_folder_that_fills_while_the_notebook_runs_is_not_replaced(tmp_path, m
 def test_a_sweep_refuses_a_foreign_sweep_record_and_user_run_folders(tmp_path):
     study = runner.find_study("2")
     points = [{"RUN_TRAINING": False, "TARGET_EPSILON": e} for e in (1.0, 8.0)]
-    specs = runner.plan_sweep(study, "smoke", points, tmp_path / "sweep")
+    specs = sweeps.plan_sweep(study, "smoke", points, tmp_path / "sweep")
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "sweep.json").write_text('{"mine": 1}')
     with pytest.raises(UnsafeOutput, match="not a privbias sweep record"):
-        runner.run_sweep(specs, tmp_path / "sweep")
+        sweeps.run_sweep(specs, tmp_path / "sweep")
     (tmp_path / "sweep" / "sweep.json").unlink()
     files = _users_folder(specs[1].folder)
     with pytest.raises(UnsafeOutput, match="not a privbias run"):
-        runner.run_sweep(specs, tmp_path / "sweep", force=True)
+        sweeps.run_sweep(specs, tmp_path / "sweep", force=True)
     _assert_intact(files)
     assert not specs[0].folder.exists()  # refused before the first run started
 

@@ -10,20 +10,28 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_values, run_smoke
+from notebook_checks import (
+    assert_bad_parameter_stops_early,
+    profile_params,
+    run_smoke,
+    smoke_params,
+)
 
 from privbias_lib.accounting import epsilon
-from privbias_lib.experiments import dp_bias
 from privbias_lib.metrics import AUC_METRICS
-from privbias_lib.notebook import ParameterError, RunStore, fold_constant_columns
-from privbias_lib.studies import PROFILES, STUDIES, execute, load_profile
+from privbias_lib.params import ParameterError
+from privbias_lib.runner import execute_notebook
+from privbias_lib.store import RunStore, run_key
+from privbias_lib.studies import PROFILES, dp_bias
+from privbias_lib.tables import fold_constant_columns
 
-STUDY = STUDIES["01_dp_bias"]
+STUDY = dp_bias.STUDY
 REDDITBIAS_GROUPS = ["women", "black", "jewish", "muslim", "lgbtq"]
 
 
-def profile(name: str, **changes) -> dict:
-    return {**load_profile(STUDY, name), "OUTPUT_DIR": "/tmp/unused", **changes}
+def smoke_values(**changes) -> dict:
+    """The smoke profile as a notebook receives it, unvalidated."""
+    return {**STUDY.resolve("smoke"), "OUTPUT_DIR": "/tmp/unused", **changes}
 
 
 # --- parameters ------------------------------------------------------------------------
@@ -31,20 +39,41 @@ def profile(name: str, **changes) -> dict:
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_parses_and_validates(name):
-    params = dp_bias.DPBiasParams.from_mapping(profile(name))
+    params = profile_params(STUDY, name)
     assert params.epsilons and params.seeds
 
 
-def test_paper_profile_is_the_papers_setup():
-    p = dp_bias.DPBiasParams.from_mapping(profile("paper"))
+def test_the_paper_profile_is_the_papers_recipe():
+    """Islam et al. (2024): bert-base-uncased on Jigsaw, max length 128, the top encoder
+    layer + pooler + classifier trained with AdamW lr 1e-3, ReduceLROnPlateau, up to 10
+    epochs with early stopping (patience 3) on validation F1, logical batch 64, physical
+    32; Opacus with delta 1e-6, clipping 1.0, Poisson sampling; epsilon 0.5/1/3/6/9 and a
+    non-private baseline; seeds 2022, 42, 888. The profile overrides the notebook's
+    defaults sparsely, so every value is checked as resolved: a change of the defaults
+    must not change the paper's recipe unnoticed."""
+    p = profile_params(STUDY, "paper")
     assert (p.dataset, p.model, p.top_layers, p.max_length) == (
         "jigsaw", "bert-base-uncased", 1, 128,
     )  # fmt: skip
-    assert p.epsilons == [0.5, 1, 3, 6, 9] and p.seeds == [2022, 42, 888]
+    assert p.epsilons == [0.5, 1, 3, 6, 9] and p.include_non_private
+    assert p.seeds == [2022, 42, 888]
     assert (p.delta, p.max_grad_norm, p.learning_rate) == (1e-6, 1.0, 1e-3)
     assert (p.batch_size, p.physical_batch_size, p.epochs) == (64, 32, 10)
     assert (p.scheduler, p.validation_metric, p.early_stopping_patience) == ("plateau", "f1", 3)
-    mhs = dp_bias.DPBiasParams.from_mapping(profile("paper", DATASET="measuring-hate-speech"))
+    assert (p.data_source, p.groups, p.max_train_examples, p.device) == (None, None, None, "cuda")
+    assert p.subgroups == ["male", "female", "transgender", "white", "black", "asian"]
+    # the recipe as the training receives it
+    config = dp_bias.train_config(p, 0.5, 2022)
+    assert config.trainable.k == 1 and config.optimizer == "adamw"
+    assert (config.learning_rate, config.scheduler, config.epochs) == (1e-3, "plateau", 10)
+    assert (config.batch_size, config.physical_batch_size, config.max_length) == (64, 32, 128)
+    assert (config.validation_metric, config.early_stopping_patience) == ("f1", 3)
+    assert config.privacy.target_epsilon == 0.5 and config.privacy.poisson_sampling
+    assert (config.privacy.delta, config.privacy.max_grad_norm) == (1e-6, 1.0)
+    assert dp_bias.train_config(p, None, 2022).privacy is None
+    sweep = [r for r in dp_bias.plan_runs(p) if r["experiment"] == dp_bias.SWEEP]
+    assert len(sweep) == 3 * (1 + 5)  # 3 seeds x (non-private + 5 epsilons)
+    mhs = profile_params(STUDY, "paper", DATASET="measuring-hate-speech")
     assert mhs.subgroups == ["men", "women", "transgender", "white", "black", "asian"]
 
 
@@ -52,11 +81,23 @@ def _notebook():
     return nbformat.read(STUDY.notebook, as_version=4)
 
 
-def test_notebook_has_one_literal_parameters_cell_equal_to_the_cpu_profile():
-    values = parameters_cell_values(STUDY)
-    assert set(values) == set(dp_bias.DPBiasParams.names())
-    values.pop("OUTPUT_DIR")
-    assert values == load_profile(STUDY, "cpu")
+def test_the_notebooks_one_literal_parameters_cell_is_the_only_source_of_defaults():
+    tagged = [c for c in _notebook().cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    defaults = STUDY.defaults()  # every value a literal (parsed with ast.literal_eval)
+    assert list(defaults) == dp_bias.DPBiasParams.names()  # every parameter, in order
+    STUDY.validate(defaults)  # the defaults are valid as they stand
+    assert STUDY.profile("cpu") == {}  # the cpu profile is the parameters cell itself
+    assert STUDY.resolve("cpu") == {k: v for k, v in defaults.items() if k != "OUTPUT_DIR"}
+
+
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p != "cpu"])
+def test_a_profile_holds_only_values_that_differ_from_the_defaults(profile):
+    defaults = STUDY.defaults()
+    overrides = STUDY.profile(profile)
+    assert overrides and set(overrides) <= set(defaults) - {"OUTPUT_DIR"}
+    repeated = sorted(k for k, v in overrides.items() if defaults[k] == v)
+    assert not repeated, f"{profile} repeats the notebook's defaults of {repeated}"
 
 
 def test_notebook_is_committed_without_outputs():
@@ -66,42 +107,49 @@ def test_notebook_is_committed_without_outputs():
 
 
 @pytest.mark.parametrize(
-    "changes, name",
+    "changes, rule",
     [
-        ({"EPSILONS": [0]}, "EPSILONS"),
-        ({"EPSILONS": [1, 1]}, "EPSILONS"),
-        ({"DATASET": "imdb"}, "DATASET"),
-        ({"GROUPS": ["men"]}, "GROUPS"),
-        ({"SEEDS": []}, "SEEDS"),
-        ({"BOOTSTRAP": 1}, "BOOTSTRAP"),
-        ({"DIST_GROUP": "asian"}, "DIST_GROUP"),
-        ({"DIST_SHARES": [1.2]}, "DIST_SHARES"),
-        ({"ACCOUNTANT": "moments"}, "ACCOUNTANT"),
-        ({"BOUND_ACCOUNTANT": "edgeworth"}, "BOUND_ACCOUNTANT"),
-        ({"INCLUDE_NON_PRIVATE": False}, "EPSILONS"),
-        ({"DATA_SOURCE": "some/hub-id"}, "DATA_SOURCE"),
-        ({"EPOCHS": 0}, "EPOCHS"),
-        ({"NOISE": 1.0}, "NOISE"),
+        ({"EPSILONS": [0]}, "greater than 0"),
+        ({"EPSILONS": [1, 1]}, "appears twice"),
+        ({"DATASET": "imdb"}, "'redditbias', 'jigsaw' or 'measuring-hate-speech'"),
+        ({"GROUPS": ["men"]}, "a subset of ['women', 'black', 'jewish', 'muslim', 'lgbtq']"),
+        ({"SEEDS": []}, "at least 1 item"),
+        ({"BOOTSTRAP": 1}, "0 (no intervals) or at least 2"),
+        ({"DIST_GROUP": "asian"}, "one of ['women', 'black', 'jewish', 'muslim', 'lgbtq']"),
+        ({"DIST_SHARES": [1.2]}, "less than or equal to 0.95"),
+        ({"ACCOUNTANT": "moments"}, "'pld', 'prv', 'rdp'"),
+        ({"BOUND_ACCOUNTANT": "edgeworth"}, "'pld', 'prv' or 'rdp'"),
+        ({"INCLUDE_NON_PRIVATE": False}, "measured against the non-private model"),
+        ({"DATA_SOURCE": "some/hub-id"}, "None for the offline RedditBias"),
+        ({"EPOCHS": 0}, "greater than or equal to 1"),
+        ({"EPOCHS": 2.0}, "valid integer"),
     ],
 )
-def test_bad_parameters_are_named(changes, name):
-    with pytest.raises(ParameterError, match=name):
-        dp_bias.DPBiasParams.from_mapping(profile("smoke", **changes))
+def test_bad_parameters_are_named(changes, rule):
+    with pytest.raises(ParameterError) as err:
+        smoke_params(STUDY, **changes)
+    ((name, value),) = changes.items()
+    assert f"parameter {name} = {value!r} is invalid" in str(err.value)
+    assert rule in str(err.value)
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['NOISE'\]; known: "):
+        smoke_params(STUDY, NOISE=1.0)
 
 
 def test_missing_parameter_is_named():
-    values = profile("smoke")
+    values = smoke_values()
     del values["SEEDS"]
-    with pytest.raises(ParameterError, match="SEEDS"):
-        dp_bias.DPBiasParams.from_mapping(values)
+    with pytest.raises(ParameterError, match=r"missing parameter\(s\) \['SEEDS'\]"):
+        STUDY.validate(values)
 
 
 # --- data ------------------------------------------------------------------------------
 
 
 def test_redditbias_split_and_caps():
-    params = dp_bias.DPBiasParams.from_mapping(profile("smoke"))
-    data = dp_bias.load_study_data(params)
+    data = dp_bias.load_data(smoke_params(STUDY))
     sizes = data.split.value_counts()
     assert sizes["train"] == 320 and sizes["validation"] == sizes["test"] == 250  # exact caps
     assert not set(data[data.split == "train"].id) & set(data[data.split == "test"].id)
@@ -124,21 +172,18 @@ def test_hub_dataset_from_a_local_file_in_the_hubs_layout(tmp_path):
     )
     path = tmp_path / "train.csv"
     df.to_csv(path, index=False)
-    params = dp_bias.DPBiasParams.from_mapping(
-        profile(
-            "smoke", DATASET="jigsaw", DATA_SOURCE=str(path), DIST_GROUP=None,
-            MAX_TRAIN_EXAMPLES=None, MAX_TEST_EXAMPLES=None,
-        )
+    params = smoke_params(
+        STUDY, DATASET="jigsaw", DATA_SOURCE=str(path), DIST_GROUP=None,
+        MAX_TRAIN_EXAMPLES=None, MAX_TEST_EXAMPLES=None,
     )  # fmt: skip
-    data = dp_bias.load_study_data(params)
+    data = dp_bias.load_data(params)
     assert len(data) == n and data.attrs["groups"] == groups
     expected = (df["black"].fillna(0) >= 0.5).to_numpy()
     assert (data.sort_values("id", key=lambda s: s.astype(int))["group_black"] == expected).all()
 
 
 def test_distribution_train_set_has_the_asked_share_and_positive_rate():
-    params = dp_bias.DPBiasParams.from_mapping(profile("cpu"))
-    train = dp_bias.load_study_data(params).query("split == 'train'")
+    train = dp_bias.load_data(profile_params(STUDY, "cpu")).query("split == 'train'")
     part = dp_bias.distribution_train_set(train, "black", 0.2, 0.7, 1000, seed=0)
     member = part["group_black"]
     assert len(part) == 1000 and member.sum() == 200
@@ -171,9 +216,10 @@ def test_paper_numbers_are_transcribed_in_the_papers_layout():
 
 
 def test_too_many_top_layers_fail_before_any_computation():
-    params = dp_bias.DPBiasParams.from_mapping(profile("smoke", TOP_LAYERS=7))  # MiniLM: 6
-    with pytest.raises(ParameterError, match="TOP_LAYERS = 7"):
-        dp_bias.fail_early(params)
+    params = smoke_params(STUDY, TOP_LAYERS=7)  # MiniLM: 6
+    with pytest.raises(ParameterError, match=r"TOP_LAYERS = 7 .* at most 6"):
+        STUDY.check(params)
+    STUDY.check(smoke_params(STUDY, TOP_LAYERS=6))
 
 
 def test_paper_summary_is_the_jigsaw_formula_by_hand():
@@ -196,15 +242,20 @@ def test_paper_summary_is_the_jigsaw_formula_by_hand():
 
 
 def test_run_key_of_sweep_runs_ignores_the_distribution_settings():
-    a = dp_bias.DPBiasParams.from_mapping(profile("smoke"))
-    b = dp_bias.DPBiasParams.from_mapping(profile("smoke", DIST_TRAIN_SIZE=200))
-    sweep_a, sweep_b = dp_bias.plan_runs(a)[0], dp_bias.plan_runs(b)[0]
-    dist_a, dist_b = dp_bias.plan_runs(a)[-1], dp_bias.plan_runs(b)[-1]
-    assert sweep_a["experiment"] == dp_bias.SWEEP and dist_a["experiment"] == dp_bias.DISTRIBUTION
-    key = dp_bias._run_key
-    assert key(a, sweep_a, "d", "m") == key(b, sweep_b, "d", "m")  # not retrained
-    assert key(a, dist_a, "d", "m") != key(b, dist_b, "d", "m")
-    assert key(a, sweep_a, "d", "m") != key(a, sweep_a, "other data", "m")
+    a = smoke_params(STUDY)
+    b = smoke_params(STUDY, DIST_TRAIN_SIZE=200)
+    sweep_a, sweep_b = dp_bias.plan(a)[0], dp_bias.plan(b)[0]
+    dist_a, dist_b = dp_bias.plan(a)[-1], dp_bias.plan(b)[-1]
+    assert sweep_a.spec["experiment"] == dp_bias.SWEEP
+    assert dist_a.spec["experiment"] == dp_bias.DISTRIBUTION
+
+    def key(run, data="d", model="m"):
+        return run_key(run, {"study": STUDY.key, "data": data}, model)
+
+    assert key(sweep_a) == key(sweep_b)  # not retrained
+    assert key(dist_a) != key(dist_b)
+    assert key(sweep_a) != key(sweep_a, data="other data")
+    assert key(sweep_a) != key(sweep_a, model="other weights")
 
 
 def test_dp_change_is_the_difference_to_the_same_seeds_non_private_run():
@@ -236,7 +287,7 @@ def test_distribution_statement_follows_the_slopes():
         {"experiment": dp_bias.DISTRIBUTION, "subgroup": "black", "share": share,
          "positive_rate": rate, "metric": metric, "change": value, "seed": 0}
         for (rate, share), values in change.items()
-        for metric, value in zip(dp_bias.AUC_METRICS, values, strict=True)
+        for metric, value in zip(AUC_METRICS, values, strict=True)
     ]  # fmt: skip
     text = dp_bias.describe_distribution(pd.DataFrame(rows), "black").splitlines()
     assert "subgroup_auc: -0.300 at share 0.1 -> -0.290 at 0.4" in text[1]
@@ -265,6 +316,7 @@ def test_run_store_ignores_corrupt_or_mismatched_files(tmp_path):
     path.write_text("{not json")
     assert store.get("a" * 64) is None
     assert store.get("b" * 64) is None
+    assert store.corrupt == {"a" * 64}  # a missing record is not a corrupt one
     # a missing or corrupt record is computed and stored; a stored one is returned as is
     assert store.get_or_compute("a" * 64, lambda: {"x": 3}) == {"x": 3}
     assert store.get_or_compute("a" * 64, lambda: {"x": 4}) == {"x": 3}
@@ -278,9 +330,11 @@ def smoke_run(tmp_path_factory) -> Path:
     return run_smoke(STUDY, tmp_path_factory)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_run_writes_every_group_and_epsilon(smoke_run):
     results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     sweep = results[results.experiment == dp_bias.SWEEP]
     assert set(sweep.epsilon.astype(str)) == {"none", *(f"{e:g}" for e in params["EPSILONS"])}
     for eps, part in sweep.groupby("epsilon"):
@@ -293,14 +347,17 @@ def test_smoke_run_writes_every_group_and_epsilon(smoke_run):
     assert auc.ci_lower[defined].le(auc.value[defined] + 1e-9).mean() > 0.9  # CI near value
     dist = results[results.experiment == dp_bias.DISTRIBUTION]
     assert set(dist.share.dropna()) == set(params["DIST_SHARES"])
-    for name in ["metrics_vs_epsilon.png", "dp_change.png", "distribution.png"]:
-        assert (smoke_run / name).stat().st_size > 10_000
+    for name in ["metrics_vs_epsilon", "dp_change", "distribution"]:
+        assert (smoke_run / f"{name}.png").stat().st_size > 10_000
+        assert len(pd.read_csv(smoke_run / f"{name}.data.csv")) > 0  # the frame it shows
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_run_reports_epsilon_with_its_accountant_and_a_bound(smoke_run):
     results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
     privacy = pd.read_csv(smoke_run / "privacy.csv")
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     private_runs = results[(results.epsilon != "none")].run.unique()
     assert set(privacy.run) == set(private_runs)
     for _, row in privacy.iterrows():
@@ -320,9 +377,11 @@ def test_smoke_run_reports_epsilon_with_its_accountant_and_a_bound(smoke_run):
         assert row.epsilon_bound <= row.epsilon * 1.001
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_the_shown_privacy_table_keeps_the_accountants_in_its_caption(smoke_run):
     privacy = pd.read_csv(smoke_run / "privacy.csv")
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     shown, caption = fold_constant_columns(
         privacy.set_index("run"), ["delta", "accountant", "bound_by", "sampling", "epsilon"]
     )
@@ -334,23 +393,28 @@ def test_the_shown_privacy_table_keeps_the_accountants_in_its_caption(smoke_run)
     assert len(shown) == len(privacy)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_run_writes_its_tables(smoke_run):
     for name in ["epsilon_table.csv", "direction.csv", "summary.csv", "gaps.csv"]:
         assert len(pd.read_csv(smoke_run / name)) >= 2, name
     summary = pd.read_csv(smoke_run / "summary.csv", index_col=0)
     assert summary.loc["none", "overall_auc"] > 0.5  # the non-private model learned something
     assert (smoke_run / "gaps.png").stat().st_size > 10_000
+    assert len(pd.read_csv(smoke_run / "gaps.data.csv")) > 0
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_run_manifest_is_complete(smoke_run):
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     assert {k: v for k, v in manifest["parameters"].items() if k != "OUTPUT_DIR"} == params
     assert manifest["seeds"] == sorted(set(params["SEEDS"]) | set(params["DIST_SEEDS"]))
     assert len(manifest["models"][0]["sha256"]) == 64
     assert len(manifest["data"]["sha256"]) == 64
     assert manifest["environment"]["packages"]["opacus"]
-    assert {"data", "training", "metrics"} <= set(manifest["timings_s"])
+    assert {"data", "runs", "results"} <= set(manifest["timings_s"])
     assert "results.csv" in manifest["files"]
     n_runs = len(params["SEEDS"]) * (1 + len(params["EPSILONS"])) + 2 * len(
         params["DIST_SHARES"]
@@ -358,20 +422,23 @@ def test_smoke_run_manifest_is_complete(smoke_run):
     assert manifest["runs"] == n_runs
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_rerun_resumes_from_finished_runs_with_identical_results(smoke_run, tmp_path):
     import shutil
 
     copy = tmp_path / "again"
     shutil.copytree(smoke_run, copy)
     (copy / "results.csv").unlink()
-    execute(STUDY, "smoke", copy)
+    execute_notebook(STUDY, copy, STUDY.resolve("smoke"))
     executed = nbformat.read(copy / f"{STUDY.key}.ipynb", as_version=4)
     text = "".join(
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
     )
-    assert "already finished" in text and " 0 already finished" not in text
     manifest = json.loads((copy / "manifest.json").read_text())
-    assert manifest["timings_s"]["training"] < 5  # nothing retrained
+    n = manifest["runs"]
+    assert f"study 1 runs: {n} planned, {n} already done, 0 to compute" in text  # all reused
+    assert manifest["timings_s"]["runs"] < 5  # nothing retrained
     a = pd.read_csv(smoke_run / "results.csv")
     b = pd.read_csv(copy / "results.csv")
     b = b[~b.metric.eq("train_seconds")].reset_index(drop=True)
@@ -379,5 +446,6 @@ def test_rerun_resumes_from_finished_runs_with_identical_results(smoke_run, tmp_
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
-    assert_bad_parameter_stops_early(STUDY, {"EPSILONS": [-1]}, tmp_path, monkeypatch)
+@pytest.mark.notebook
+def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path):
+    assert_bad_parameter_stops_early(STUDY, {"EPSILONS": [-1]}, tmp_path)

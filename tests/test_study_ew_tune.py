@@ -10,18 +10,18 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_values, run_smoke
+from notebook_checks import (
+    assert_bad_parameter_stops_early,
+    profile_params,
+    run_smoke,
+    smoke_params,
+)
 
 from privbias_lib.accounting import epsilon, noise_multiplier
-from privbias_lib.experiments import ew_tune
-from privbias_lib.notebook import ParameterError
-from privbias_lib.studies import PROFILES, STUDIES, load_profile
+from privbias_lib.params import ParameterError
+from privbias_lib.studies import PROFILES, ew_tune
 
-STUDY = STUDIES["02_ew_tune"]
-
-
-def profile(name: str, **changes) -> dict:
-    return {**load_profile(STUDY, name), "OUTPUT_DIR": "/tmp/unused", **changes}
+STUDY = ew_tune.STUDY
 
 
 # --- parameters ------------------------------------------------------------------------
@@ -29,54 +29,105 @@ def profile(name: str, **changes) -> dict:
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_parses_and_validates(name):
-    params = ew_tune.EWTuneParams.from_mapping(profile(name))
+    params = profile_params(STUDY, name)
     assert params.target_epsilon == 8.0
 
 
-def test_paper_profile_is_ew_tunes_setup():
-    p = ew_tune.EWTuneParams.from_mapping(profile("paper"))
-    assert (p.dataset, p.model, p.trainable) == ("glue", "roberta-base", "lora")
+def test_the_paper_profile_is_the_papers_recipe():
+    """EW-Tune (Behnia et al. 2022): roberta-base on GLUE, batch B = 2000, 20 epochs
+    (T = 20 floor(N / B)), Adam lr 3e-4, clipping 10, seeds 0/3/22, epsilon 8, delta 1e-5
+    and 1e-6, noise from Edgeworth, PRV and RDP, at the four tasks' (q, T). Where the
+    profile deliberately differs (its comment says so): LoRA, rank 8 on query/value,
+    stands in for EW-Tune's rank-1 RGP, and the optimiser is AdamW without weight decay
+    (Adam). The profile overrides
+    the notebook's defaults sparsely, so every value is checked as resolved: a change of
+    the defaults must not change the paper's recipe unnoticed."""
+    p = profile_params(STUDY, "paper")
+    # Part A: EW-Tune's four task settings, its deltas and its target
+    assert list(p.tasks) == ["mnli", "qnli", "qqp", "sst2"] and set(p.tasks) == set(
+        ew_tune.TASK_SIZES
+    )
+    assert p.deltas == [1e-5, 1e-6] and p.target_epsilon == 8.0
+    assert set(ew_tune.CALIBRATED) <= set(p.curve_methods)
+    # Part B: the training recipe
+    assert (p.dataset, p.glue_task, p.data_source) == ("glue", "sst2", None)
+    assert (p.max_train_examples, p.max_eval_examples) == (None, None)  # q = B / N of the task
+    assert (p.model, p.trainable, p.device) == ("roberta-base", "lora", "cuda")
+    assert (p.lora_rank, p.lora_targets) == (8, ["query", "value"])  # stands in for RGP
     assert (p.batch_size, p.epochs, p.learning_rate, p.max_grad_norm) == (2000, 20, 3e-4, 10.0)
-    assert p.seeds == [0, 3, 22] and p.train_epsilon == 8.0
-    assert set(p.tasks) == set(ew_tune.TASK_SIZES) and p.deltas == [1e-5, 1e-6]
-    assert p.device == "cuda"
+    assert (p.batch_size, p.epochs) == (ew_tune.EW_BATCH, ew_tune.EW_EPOCHS)
+    assert p.non_private_learning_rate is None  # every run at EW-Tune's lr
+    assert p.seeds == [0, 3, 22] and p.train_epsilon == 8.0 and p.train_delta in p.deltas
+    assert p.train_delta == 1e-5
+    assert p.train_accountants == list(ew_tune.CALIBRATED) and p.include_non_private
+    # the recipe as the training receives it: Part B runs Part A's T for its task
+    n = ew_tune.TASK_SIZES[p.glue_task]
+    assert ew_tune.train_steps(p, n) == ew_tune.task_setting(p.glue_task)[1] == 20 * (n // 2000)
+    for accountant in ew_tune.CALIBRATED:
+        config = ew_tune.train_config(p, accountant, 3, n)
+        assert (config.learning_rate, config.batch_size, config.epochs) == (3e-4, 2000, 20)
+        assert config.scheduler == "constant" and config.optimizer == "adamw"
+        assert config.weight_decay == 0.0  # AdamW without weight decay: EW-Tune's Adam
+        assert config.privacy.accountant == accountant and config.privacy.poisson_sampling
+        assert (config.privacy.target_epsilon, config.privacy.delta) == (8.0, 1e-5)
+        assert config.privacy.max_grad_norm == 10.0
+        assert config.trainable.rank == 8 and config.trainable.target_modules == ("query", "value")
+    assert ew_tune.train_config(p, None, 3, n).learning_rate == 3e-4
+    runs = ew_tune.plan_runs(p)
+    assert len(runs) == 3 * 4 and {r["seed"] for r in runs} == {0, 3, 22}
 
 
-def test_notebook_parameters_cell_holds_the_cpu_profile():
+def test_the_notebooks_one_literal_parameters_cell_is_the_only_source_of_defaults():
     nb = nbformat.read(STUDY.notebook, as_version=4)
-    values = parameters_cell_values(STUDY)
-    cpu = load_profile(STUDY, "cpu")
-    assert {k: v for k, v in values.items() if k != "OUTPUT_DIR"} == cpu
-    assert set(values) == set(ew_tune.EWTuneParams.names())
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    defaults = STUDY.defaults()  # every value a literal (parsed with ast.literal_eval)
+    assert list(defaults) == ew_tune.EWTuneParams.names()  # every parameter, in order
+    STUDY.validate(defaults)  # the defaults are valid as they stand
+    assert STUDY.profile("cpu") == {}  # the cpu profile is the parameters cell itself
+    assert STUDY.resolve("cpu") == {k: v for k, v in defaults.items() if k != "OUTPUT_DIR"}
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p != "cpu"])
+def test_a_profile_holds_only_values_that_differ_from_the_defaults(profile):
+    defaults = STUDY.defaults()
+    overrides = STUDY.profile(profile)
+    assert overrides and set(overrides) <= set(defaults) - {"OUTPUT_DIR"}
+    repeated = sorted(k for k, v in overrides.items() if defaults[k] == v)
+    assert not repeated, f"{profile} repeats the notebook's defaults of {repeated}"
+
+
 @pytest.mark.parametrize(
-    "changes, name",
+    "changes, rule",
     [
-        ({"TASKS": ["cola"]}, "TASKS"),
-        ({"CURVE_TASKS": ["sst2", "sst2"]}, "CURVE_TASKS"),
-        ({"DELTAS": [0]}, "DELTAS"),
-        ({"TARGET_EPSILON": -1}, "TARGET_EPSILON"),
-        ({"CURVE_METHODS": ["edgeworth", "rdp"]}, "CURVE_METHODS"),
-        ({"CURVE_SIGMAS": [0.1]}, "CURVE_SIGMAS"),
-        ({"TRAINABLE": "all"}, "TRAINABLE"),
-        ({"TRAIN_ACCOUNTANTS": ["moments"]}, "TRAIN_ACCOUNTANTS"),
-        ({"SEEDS": [0, 0]}, "SEEDS"),
-        ({"DATA_SOURCE": "nyu-mll/glue"}, "DATA_SOURCE"),  # RedditBias is offline
-        ({"BATCH_SIZE": "64"}, "BATCH_SIZE"),
-        ({"BATCH_SIZE": 512}, "BATCH_SIZE"),  # more than MAX_TRAIN_EXAMPLES
+        ({"TASKS": ["cola"]}, "entry 0: input should be 'mnli', 'qnli', 'qqp' or 'sst2'"),
+        ({"CURVE_TASKS": ["sst2", "sst2"]}, "appears twice"),
+        ({"DELTAS": [0]}, "greater than 0"),
+        ({"TARGET_EPSILON": -1}, "greater than 0"),
+        ({"TARGET_EPSILON": "eight"}, "valid number"),
+        ({"CURVE_METHODS": ["edgeworth", "rdp"]}, "a list including 'pld'"),
+        ({"CURVE_SIGMAS": [0.1]}, "greater than or equal to 0.3"),
+        ({"TRAINABLE": "all"}, "'top_layers' or 'lora'"),
+        ({"TRAIN_ACCOUNTANTS": ["moments"]}, "entry 0: input should be 'edgeworth'"),
+        ({"SEEDS": [0, 0]}, "appears twice"),
+        ({"DATA_SOURCE": "nyu-mll/glue"}, "None for the offline RedditBias"),
+        ({"BATCH_SIZE": "64"}, "valid integer"),
+        ({"BATCH_SIZE": 512}, "at most MAX_TRAIN_EXAMPLES = 192"),
     ],
 )
-def test_bad_parameters_are_named(changes, name):
-    with pytest.raises(ParameterError, match=name):
-        ew_tune.EWTuneParams.from_mapping(profile("smoke", **changes))
+def test_bad_parameters_are_named(changes, rule):
+    with pytest.raises(ParameterError) as err:
+        smoke_params(STUDY, **changes)
+    ((name, value),) = changes.items()
+    assert f"parameter {name} = {value!r} is invalid" in str(err.value)
+    assert rule in str(err.value)
 
 
 def test_train_config_follows_the_parameters():
     from privbias_lib.training import LoRA, TopLayers
 
-    cpu = ew_tune.EWTuneParams.from_mapping(profile("cpu"))
+    cpu = profile_params(STUDY, "cpu")
     private = ew_tune.train_config(cpu, "edgeworth", seed=3, n_train=9169)
     assert private.learning_rate == cpu.learning_rate and private.seed == 3
     assert private.privacy.accountant == "edgeworth" and private.privacy.bound_accountant == "pld"
@@ -85,7 +136,7 @@ def test_train_config_follows_the_parameters():
     assert private.max_steps == cpu.epochs * (9169 // cpu.batch_size)  # EW-Tune's T
     plain = ew_tune.train_config(cpu, None, seed=3, n_train=9169)
     assert plain.privacy is None and plain.learning_rate == cpu.non_private_learning_rate
-    smoke = ew_tune.EWTuneParams.from_mapping(profile("smoke"))
+    smoke = smoke_params(STUDY)
     assert ew_tune.train_config(smoke, None, 0, 192).learning_rate == smoke.learning_rate
     lora = ew_tune.train_config(smoke, "prv", 0, 192).trainable
     assert isinstance(lora, LoRA) and lora.rank == smoke.lora_rank
@@ -97,12 +148,11 @@ def test_train_config_follows_the_parameters():
 
 
 def test_too_many_top_layers_fail_before_any_computation():
-    deep = ew_tune.EWTuneParams.from_mapping(profile("cpu", TOP_LAYERS=7))  # MiniLM has 6
+    deep = profile_params(STUDY, "cpu", TOP_LAYERS=7)  # MiniLM has 6
     with pytest.raises(ParameterError, match=r"TOP_LAYERS = 7 .* at most 6"):
-        ew_tune.fail_early(deep)
-    ew_tune.fail_early(ew_tune.EWTuneParams.from_mapping(profile("cpu", TOP_LAYERS=6)))
-    lora = ew_tune.EWTuneParams.from_mapping(profile("smoke", TOP_LAYERS=7))  # unused by LoRA
-    ew_tune.fail_early(lora)
+        STUDY.check(deep)
+    STUDY.check(profile_params(STUDY, "cpu", TOP_LAYERS=6))
+    STUDY.check(smoke_params(STUDY, TOP_LAYERS=7))  # unused by LoRA
 
 
 # --- EW-Tune's numbers, reproduced ------------------------------------------------------------
@@ -185,8 +235,7 @@ def test_sigma_table_recomputes_the_reductions_from_its_sigmas():
 
 
 def test_redditbias_training_data_has_each_comment_once():
-    params = ew_tune.EWTuneParams.from_mapping(profile("cpu"))
-    data = ew_tune.load_training_data(params)
+    data = ew_tune.load_data(profile_params(STUDY, "cpu"))
     assert data.text.is_unique  # no comment in both splits
     assert set(data.split) == {"train", "validation"}
     share = (data.split == "validation").mean()
@@ -219,20 +268,19 @@ def qnli_frame(n: int, seed: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_glue_pairs_train_through_the_hub_code_path(tmp_path):
     """A QNLI-format local repository goes through datasets.load_dataset, as the hub id
     would, and a short run trains on (question, sentence) pairs."""
     repo = write_glue_repo(
         tmp_path / "glue", "qnli", {"train": qnli_frame(96, 0), "validation": qnli_frame(48, 1)}
     )
-    params = ew_tune.EWTuneParams.from_mapping(
-        profile(
-            "smoke", DATASET="glue", GLUE_TASK="qnli", DATA_SOURCE=str(repo),
-            TRAINABLE="top_layers", MAX_TRAIN_EXAMPLES=None, MAX_EVAL_EXAMPLES=None,
-            BATCH_SIZE=16, MAX_LENGTH=24,
-        )
+    params = smoke_params(
+        STUDY, DATASET="glue", GLUE_TASK="qnli", DATA_SOURCE=str(repo),
+        TRAINABLE="top_layers", MAX_TRAIN_EXAMPLES=None, MAX_EVAL_EXAMPLES=None,
+        BATCH_SIZE=16, MAX_LENGTH=24,
     )  # fmt: skip
-    data = ew_tune.load_training_data(params)
+    data = ew_tune.load_data(params)
     assert data.text_pair.notna().all() and len(data) == 144
     record = ew_tune.train_and_evaluate(
         params, {"run": "prv/seed=0", "accountant": "prv", "seed": 0}, data
@@ -243,7 +291,8 @@ def test_glue_pairs_train_through_the_hub_code_path(tmp_path):
     )
     other = data.assign(text_pair=data.text_pair + " (changed)")
     assert ew_tune.data_fingerprint(other) != ew_tune.data_fingerprint(data)
-    mnli = ew_tune.EWTuneParams.from_mapping(profile("smoke", DATASET="glue", GLUE_TASK="mnli"))
+    assert STUDY.data_fingerprint(params, other) != STUDY.data_fingerprint(params, data)
+    mnli = smoke_params(STUDY, DATASET="glue", GLUE_TASK="mnli")
     assert mnli.num_labels == 3
 
 
@@ -255,8 +304,10 @@ def smoke_run(tmp_path_factory) -> Path:
     return run_smoke(STUDY, tmp_path_factory)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_sigma_ordering_and_reductions(smoke_run):
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     sigmas = pd.read_csv(smoke_run / "sigma_table.csv")
     assert set(sigmas.task) == set(params["TASKS"])
     results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
@@ -275,9 +326,11 @@ def test_smoke_sigma_ordering_and_reductions(smoke_run):
     assert set(cal.accountant) == {"edgeworth (estimate)", "prv (upper bound)", "rdp (upper bound)"}
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_audit_shows_edgeworth_below_pld(smoke_run):
     audit = pd.read_csv(smoke_run / "audit.csv")
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     settings = len(params["TASKS"]) * len(params["DELTAS"])
     ours = audit[(audit.source == "ours") & (audit.method == "edgeworth")]
     assert len(ours) == settings
@@ -290,8 +343,10 @@ def test_smoke_audit_shows_edgeworth_below_pld(smoke_run):
     assert len(audit[audit.source == "paper"]) == 3 * settings
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_every_trained_model_has_a_pld_epsilon(smoke_run):
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     results = pd.read_csv(smoke_run / "results.csv", keep_default_na=False, na_values=[""])
     train = results[results.part == "training"]
     private = train[train.method != "none"]
@@ -302,39 +357,44 @@ def test_smoke_every_trained_model_has_a_pld_epsilon(smoke_run):
     acc = train[train.metric == "val_accuracy"]
     assert len(acc) == (len(params["TRAIN_ACCOUNTANTS"]) + 1) * len(params["SEEDS"])
     assert acc.value.between(0, 1).all()
-    for name in ["epsilon_curves.png", "finetune_audit.png", "accuracy.png"]:
-        assert (smoke_run / name).stat().st_size > 10_000
+    for name in ["epsilon_curves", "finetune_audit", "accuracy"]:
+        assert (smoke_run / f"{name}.png").stat().st_size > 10_000
+        assert len(pd.read_csv(smoke_run / f"{name}.data.csv")) > 0  # the frame it shows
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_manifest_is_complete(smoke_run):
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     assert {k: v for k, v in manifest["parameters"].items() if k != "OUTPUT_DIR"} == params
     assert manifest["seeds"] == params["SEEDS"]
     assert len(manifest["models"][0]["sha256"]) == 64 and len(manifest["data"]["sha256"]) == 64
     assert manifest["accountants"]["edgeworth"] == "estimate"
-    assert {"curves", "calibration", "audit", "training"} <= set(manifest["timings_s"])
+    expected = {"curves", "calibration", "audit", "finetune_audit", "data", "runs", "results"}
+    assert expected <= set(manifest["timings_s"])
     assert "results.csv" in manifest["files"]
 
 
-def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
-    assert_bad_parameter_stops_early(
-        STUDY, {"TRAIN_ACCOUNTANTS": ["moments"]}, tmp_path, monkeypatch
-    )
+@pytest.mark.notebook
+def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path):
+    assert_bad_parameter_stops_early(STUDY, {"TRAIN_ACCOUNTANTS": ["moments"]}, tmp_path)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_notebook_output_is_not_flooded_by_progress_bars(smoke_run):
     executed = nbformat.read(smoke_run / f"{STUDY.key}.ipynb", as_version=4)
     text = "".join(
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "Loading weights" not in text
-    runs = len(ew_tune.plan_runs(ew_tune.EWTuneParams.from_mapping(profile("smoke"))))
-    assert f"{runs} training runs (0 already finished" in text  # a fresh run trained all
+    runs = len(ew_tune.plan_runs(smoke_params(STUDY)))
+    assert f"study 2 runs: {runs} planned, 0 already done, {runs} to compute" in text  # all new
 
 
 def test_log_axis_ticks_skip_steps_whose_labels_would_overlap():
-    from privbias_lib.experiments.ew_tune import _spaced
+    from privbias_lib.studies.ew_tune.figures import _spaced
 
     assert _spaced([2000, 50, 1040, 100, 1000, 660]) == [50, 100, 660, 1000, 2000]
     assert _spaced([100]) == [100]

@@ -10,82 +10,112 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from notebook_checks import assert_bad_parameter_stops_early, parameters_cell_values, run_smoke
+from notebook_checks import (
+    assert_bad_parameter_stops_early,
+    profile_params,
+    run_smoke,
+    smoke_params,
+)
 
 from privbias_lib.accounting import epsilon
-from privbias_lib.experiments import lora_vs_dp as study
-from privbias_lib.notebook import ParameterError, readable_number
-from privbias_lib.studies import PROFILES, STUDIES, execute, load_profile
+from privbias_lib.params import ParameterError
+from privbias_lib.paths import PROFILES
+from privbias_lib.runner import RunSpec, execute_run
+from privbias_lib.store import RunStore
+from privbias_lib.studies import lora_vs_dp as study
+from privbias_lib.tables import readable_number
 
-STUDY = STUDIES["03_lora_vs_dp"]
-
-
-def profile(name: str, **changes) -> dict:
-    return {**load_profile(STUDY, name), "OUTPUT_DIR": "/tmp/unused", **changes}
-
+STUDY = study.STUDY
 
 # --- parameters ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_parses_and_validates(name):
-    params = study.LoraVsDpParams.from_mapping(profile(name))
+    params = profile_params(STUDY, name)
     assert set(params.methods) == set(study.METHODS)
     assert params.target_epsilon == 8.0
 
 
-def test_paper_profile_is_the_papers_setup():
-    p = study.LoraVsDpParams.from_mapping(profile("paper"))
-    families = ["pythia", "gemma", "llama", "qwen"]
+def test_paper_profile_is_the_papers_setting():
+    """The paper's models and CustomerSim size, 3 epochs, epsilon 8 with clipping 1 and
+    6-digit canaries enumerated exactly — resolved, so that a change of the notebook's
+    defaults (the paper profile only overrides some of them) cannot change it silently."""
+    p = profile_params(STUDY, "paper")
+    assert p.models == [
+        "EleutherAI/pythia-1b", "google/gemma-2-2b", "meta-llama/Llama-3.2-1B", "Qwen/Qwen2.5-1.5B",
+    ]  # fmt: skip
+    families = ["pythia", "gemma", "llama", "qwen"]  # the paper's model families
     assert all(any(f in m.lower() for m in p.models) for f in families)
     assert all("/" in m for m in p.models)  # hub ids
-    assert p.n_train + p.n_test == 10_000  # CustomerSim's size
+    assert (p.n_train, p.n_test) == (9000, 1000)  # CustomerSim's 10k dialogues
+    assert p.epochs == 3
+    assert p.methods == list(study.METHODS)  # DP-LoRA too, as the reviewers asked
+    assert (p.target_epsilon, p.max_grad_norm) == (8.0, 1.0)
+    assert p.accountant == "pld" and p.bound_accountant == "prv"
+    assert p.delta is not None and p.delta < 1 / p.n_train
+    assert p.canary_digits == 6 and 10**p.canary_digits <= p.exposure_exact_limit  # exact
     assert p.device == "cuda" and len(p.lora_ranks) >= 3
-    assert 10**p.canary_digits <= p.exposure_exact_limit  # exposure stays exact
+    assert p.physical_batch_size == 4  # the memory note of the profile's header
 
 
-def test_notebook_parameters_cell_holds_the_cpu_profile():
+def test_notebook_parameters_cell_holds_the_defaults_and_profiles_only_differences():
+    """The notebook's parameters cell is the only place defaults are written: it sets every
+    parameter and validates; the cpu profile is empty; smoke and paper override only
+    parameters that exist, and only with values that differ from the defaults."""
     nb = nbformat.read(STUDY.notebook, as_version=4)
-    values = parameters_cell_values(STUDY)
-    cpu = load_profile(STUDY, "cpu")
-    assert {k: v for k, v in values.items() if k != "OUTPUT_DIR"} == cpu
-    assert set(values) == set(study.LoraVsDpParams.names())
+    defaults = STUDY.defaults()
+    assert set(defaults) == set(study.LoraVsDpParams.names())
+    STUDY.validate(defaults)
+    assert STUDY.profile("cpu") == {}
+    assert STUDY.resolve("cpu") == {k: v for k, v in defaults.items() if k != "OUTPUT_DIR"}
+    for name in ("smoke", "paper"):
+        overrides = STUDY.profile(name)
+        assert overrides and set(overrides) <= set(defaults) - {"OUTPUT_DIR"}, name
+        repeated = {k for k, v in overrides.items() if v == defaults[k]}
+        assert not repeated, f"the {name} profile repeats the defaults of {sorted(repeated)}"
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
 @pytest.mark.parametrize(
-    "changes, name",
+    "changes, shown",
     [
-        ({"MODELS": []}, "MODELS"),
-        ({"METHODS": ["full", "adapter"]}, "METHODS"),
-        ({"LORA_RANKS": [0]}, "LORA_RANKS"),
-        ({"LEARNING_RATES": {"full": 1e-4}}, "LEARNING_RATES"),
-        ({"LEARNING_RATES": {"full": 1e-4, "lora": -1, "dp_full": 1, "dp_lora": 1}}, "lora"),
-        ({"CANARY_REPEATS": [0]}, "CANARY_REPEATS"),
-        ({"CANARY_REPEATS": [1] * 9}, "CANARY_REPEATS"),
-        ({"BATCH_SIZE": 100}, "BATCH_SIZE"),
-        ({"DELTA": 1.5}, "DELTA"),
-        ({"ACCOUNTANT": "moments"}, "ACCOUNTANT"),
-        ({"BOUND_ACCOUNTANT": "edgeworth"}, "BOUND_ACCOUNTANT"),
-        ({"SEEDS": [0, 0]}, "SEEDS"),
-        ({"MIN_K": 0}, "MIN_K"),
-        ({"DEVICE": "tpu"}, "DEVICE"),
-        ({"N_TRAIN": "32"}, "N_TRAIN"),
+        ({"MODELS": []}, []),
+        ({"METHODS": ["full", "adapter"]}, ["'adapter'"]),
+        ({"LORA_RANKS": [0]}, []),
+        ({"LEARNING_RATES": {"full": 1e-4}}, ["lora", "dp_full", "dp_lora"]),
+        ({"LEARNING_RATES": {"full": 1e-4, "lora": -1, "dp_full": 1, "dp_lora": 1}}, ["'lora'"]),
+        ({"CANARY_REPEATS": [0]}, []),
+        ({"CANARY_REPEATS": [1] * 9}, ["at most 8"]),
+        ({"BATCH_SIZE": 100}, ["N_TRAIN = 6"]),
+        ({"DELTA": 1.5}, []),
+        ({"ACCOUNTANT": "moments"}, []),
+        ({"BOUND_ACCOUNTANT": "edgeworth"}, []),
+        ({"SEEDS": [0, 0]}, ["twice"]),
+        ({"MIN_K": 0}, []),
+        ({"DEVICE": "tpu"}, []),
+        ({"N_TRAIN": "32"}, []),
     ],
 )
-def test_bad_parameters_are_named(changes, name):
-    with pytest.raises(ParameterError, match=name):
-        study.LoraVsDpParams.from_mapping(profile("smoke", **changes))
+def test_bad_parameters_are_named(changes, shown):
+    """The message names the parameter with its bad value (and what is wrong with it)."""
+    with pytest.raises(ParameterError) as err:
+        smoke_params(STUDY, **changes)
+    message = str(err.value)
+    [(name, value)] = changes.items()
+    assert f"parameter {name} = {value!r} is invalid" in message
+    for part in shown:
+        assert part in message
 
 
 def test_a_classifier_only_model_fails_early():
-    params = study.LoraVsDpParams.from_mapping(profile("smoke", MODELS=["minilm-l6"]))
-    with pytest.raises(ParameterError, match="MODELS"):
-        study.fail_early(params)
+    params = smoke_params(STUDY, MODELS=["minilm-l6"])
+    with pytest.raises(ParameterError, match="MODELS = 'minilm-l6'"):
+        STUDY.check(params)
 
 
 def test_plan_and_configs_follow_the_parameters():
-    p = study.LoraVsDpParams.from_mapping(profile("cpu"))
+    p = profile_params(STUDY, "cpu")
     runs = study.plan_runs(p)
     assert [r["label"] for r in runs] == [
         "full", "lora-r2", "lora-r8", "lora-r32", "dp_full", "dp_lora-r8"
@@ -98,16 +128,23 @@ def test_plan_and_configs_follow_the_parameters():
     assert (dp.target_epsilon, dp.delta, dp.accountant) == (8.0, p.delta, "pld")
     assert dp.bound_accountant == "prv" and dp.poisson_sampling
     assert configs["dp_full"].learning_rate == p.learning_rates["dp_full"]
+    # the store's plan: the base model first, then every fine-tuning run in that order
+    plan = study.plan(p)
+    assert [r.name for r in plan] == [f"{m}/{study.BASE}" for m in p.models] + [
+        r["run"] for r in runs
+    ]
+    assert all(r.model == r.spec["model"] for r in plan)
+    assert "train" not in plan[0].config and plan[1].config["train"] == configs["full"].to_dict()
 
 
 def test_data_has_canaries_and_fresh_test_data():
-    p = study.LoraVsDpParams.from_mapping(profile("cpu"))
-    data = study.build_data(p)
+    p = profile_params(STUDY, "cpu")
+    data = study.load_data(p)
     assert len(data.members) == p.n_train and len(data.test) == p.n_test
     assert len(data.train) == p.n_train + sum(p.canary_repeats)
-    assert data.fingerprint() == study.build_data(p).fingerprint()
-    other = study.LoraVsDpParams.from_mapping(profile("cpu", DATA_SEED=1))
-    assert study.build_data(other).fingerprint() != data.fingerprint()
+    assert data.fingerprint() == study.load_data(p).fingerprint()
+    other = profile_params(STUDY, "cpu", DATA_SEED=1)
+    assert study.load_data(other).fingerprint() != data.fingerprint()
 
 
 class ShiftedOffsets:
@@ -126,10 +163,11 @@ class ShiftedOffsets:
         return self.tok.decode(ids)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokenizer", ["smollm2_tokenizer", "gemma3_tokenizer"])
 def test_alignment_check_passes_real_tokenizers_and_catches_a_shift(tokenizer, request):
     tok = request.getfixturevalue(tokenizer)
-    data = study.build_data(study.LoraVsDpParams.from_mapping(profile("smoke")))
+    data = study.load_data(smoke_params(STUDY))
     good = study.alignment_check(tok, data.train)
     assert good["ok"] and good["spans_checked"] == sum(len(s) for s in data.train.spans)
     truncated = study.alignment_check(tok, data.train, max_length=48)
@@ -138,6 +176,7 @@ def test_alignment_check_passes_real_tokenizers_and_catches_a_shift(tokenizer, r
     assert not bad["ok"] and bad["spans_not_recovered"] > 0
 
 
+@pytest.mark.slow
 def test_highlighted_tokens_are_escaped_and_marked(smollm2_tokenizer):
     text = "Name: <Ann> & Bo\nCard 4111"
     spans = [(text.index("<Ann>"), text.index("<Ann>") + 5, "name")]
@@ -168,8 +207,10 @@ def _results(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "results.csv", keep_default_na=False, na_values=[""])
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_every_method_has_every_measure(smoke_run):
-    params = study.LoraVsDpParams.from_mapping(profile("smoke"))
+    params = smoke_params(STUDY)
     results = _results(smoke_run)
     labels = [r["label"] for r in study.plan_runs(params)]
     assert set(results.label) == {*labels, study.BASE}
@@ -197,8 +238,10 @@ def test_smoke_every_method_has_every_measure(smoke_run):
     assert base.set_index("metric").value["leakage"] == 0.0  # the base model against itself
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_dp_rows_have_an_epsilon_with_its_bound(smoke_run):
-    params = study.LoraVsDpParams.from_mapping(profile("smoke"))
+    params = smoke_params(STUDY)
     results = _results(smoke_run)
     private = results[results.method.str.startswith("dp_") & (results.subgroup == "privacy")]
     assert set(private.label) == {"dp_full", f"dp_lora-r{params.dp_lora_rank}"}
@@ -215,24 +258,32 @@ def test_smoke_dp_rows_have_an_epsilon_with_its_bound(smoke_run):
         assert v["epsilon"] <= v["epsilon_bound"] * 1.01
     non_private = results[~results.method.str.startswith("dp_")]
     assert (non_private.subgroup != "privacy").all()
+    # the notebook's privacy table: one row per private run, epsilons named by accountant
+    table = study.privacy_table(results)
+    assert set(table.index.get_level_values("label")) == set(private.label)
+    assert table["epsilon by"].str.startswith("pld").all()
+    assert table["bound by"].str.startswith("prv").all()
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_masks_line_up_and_the_manifest_is_complete(smoke_run):
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    params = load_profile(STUDY, "smoke")
+    params = STUDY.resolve("smoke")
     assert {k: v for k, v in manifest["parameters"].items() if k != "OUTPUT_DIR"} == params
-    alignment = manifest["data"]["alignment"]
+    alignment = manifest["alignment"]
     assert alignment["ok"] and alignment["spans_checked"] > 0
     assert alignment["spans_not_recovered"] == 0 and alignment["runs_without_a_value"] == 0
     assert len(manifest["models"][0]["sha256"]) == 64 and len(manifest["data"]["sha256"]) == 64
-    assert manifest["runs"] == 1 + len(
-        study.plan_runs(study.LoraVsDpParams.from_mapping(profile("smoke")))
-    )
+    assert manifest["runs"] == 1 + len(study.plan_runs(smoke_params(STUDY)))
     assert {"results.csv", "summary.csv", "claim_check.csv"} <= set(manifest["files"])
+    assert {"data", "runs", "results"} <= set(manifest["timings_s"])
     for name in ["privacy_utility.png", "token_gains.png", "exposure.png"]:
         assert (smoke_run / name).stat().st_size > 10_000
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_full_fine_tuning_leaks_more_than_dp(smoke_run):
     """Even a few steps show the ordering the study is about: full fine-tuning gains
     more on its training customers' data than on fresh customers'; DP-SGD at epsilon 8
@@ -245,43 +296,45 @@ def test_smoke_full_fine_tuning_leaks_more_than_dp(smoke_run):
     assert set(claims.LoRA) == {"lora-r2", "lora-r8"}
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_rerun_resumes_with_identical_results(smoke_run, tmp_path):
     import shutil
 
     copy = tmp_path / "again"
     shutil.copytree(smoke_run, copy)
-    (copy / "results.csv").unlink()
-    execute(STUDY, "smoke", copy)
+    (copy / "results.csv").unlink()  # the run is no longer finished: it is executed again
+    record = execute_run(RunSpec(STUDY.key, "smoke", str(copy)))
+    assert record["status"] == "finished" and record["resumed"], record
     manifest = json.loads((copy / "manifest.json").read_text())
     assert manifest["timings_s"]["runs"] < 5  # nothing retrained
     pd.testing.assert_frame_equal(_results(smoke_run), _results(copy))
 
 
-def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path, monkeypatch):
-    assert_bad_parameter_stops_early(STUDY, {"LORA_RANKS": [0]}, tmp_path, monkeypatch)
+@pytest.mark.notebook
+def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path):
+    assert_bad_parameter_stops_early(STUDY, {"LORA_RANKS": [0]}, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_local_model_folder_runs_through_the_hub_code_path(
     tiny_llama, smollm2_tokenizer, tmp_path
 ):
     """A folder in the hub's format (config, safetensors, tokenizer) loads as a hub id
     would, and every method trains and is measured on it."""
-    from privbias_lib.notebook import RunStore
-
     folder = tmp_path / "tiny-llama"
     tiny_llama(seed=1).save_pretrained(folder)
     smollm2_tokenizer.save_pretrained(folder)
-    params = study.LoraVsDpParams.from_mapping(
-        profile("smoke", MODELS=[str(folder)], LORA_RANKS=[4], BOOTSTRAP=50,
-                OUTPUT_DIR=str(tmp_path / "out"))
-    )  # fmt: skip
-    study.fail_early(params)
-    data = study.build_data(params)
-    runs = study.run_study(params, data, RunStore(tmp_path / "runs"), progress=False)
+    params = smoke_params(
+        STUDY, MODELS=[str(folder)], LORA_RANKS=[4], BOOTSTRAP=50, OUTPUT_DIR=str(tmp_path / "out")
+    )
+    STUDY.check(params)
+    data = study.load_data(params)
+    runs = STUDY.execute(params, data, RunStore(tmp_path / "runs"))
     assert [r["label"] for r in runs] == ["base", "full", "lora-r4", "dp_full", "dp_lora-r8"]
     lora = next(r for r in runs if r["label"] == "lora-r4")
     assert 0 < lora["cost"]["trainable_parameters"] < lora["cost"]["total_parameters"]
-    table = study.summary_table(study.tidy_results(runs))
+    table = study.summary_table(STUDY.tidy(params, data, runs))
     assert table.loc[(str(folder), "dp_full"), "epsilon by"].startswith("pld")
     # the same run computed again (not read from the store) gives the same numbers
     dp = next(r for r in runs if r["label"] == "dp_lora-r8")

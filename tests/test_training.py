@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -122,6 +123,7 @@ def test_bad_classifier_input_fails_before_training(data, cfg, match, tiny_bert,
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow
 def test_bad_causal_lm_input_fails_before_training(tiny_llama, smollm2_tokenizer):
     model = tiny_llama()
     cfg = TrainConfig(batch_size=2, progress=False)
@@ -311,6 +313,7 @@ def test_empty_poisson_batches_still_take_a_noisy_step(tiny_bert, minilm_tokeniz
     assert not torch.equal(before, r.model.classifier.weight)
 
 
+@pytest.mark.slow
 def test_predict_proba_and_loss_spans(tiny_bert, minilm_tokenizer, smollm2_tokenizer):
     probs = predict_proba(tiny_bert(), minilm_tokenizer, ["a", "b c", "d e f"])
     assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1)
@@ -407,6 +410,7 @@ def test_physical_chunks_give_the_same_training(tiny_bert, minilm_tokenizer):
     np.testing.assert_allclose(runs[0].history.step_loss, runs[1].history.step_loss, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_dp_freezes_gemma_scaled_embedding_and_still_trains(smollm2_tokenizer):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -446,7 +450,11 @@ def test_progress_bar_does_not_flood_logs(tiny_bert, minilm_tokenizer, capfd):
 
     assert not _in_notebook_kernel()  # a log file: one refresh per 30 s, however slow the steps
     cfg = TrainConfig(batch_size=2, max_steps=40, progress=True)
+    start = time.monotonic()
     train_classifier(tiny_bert(), minilm_tokenizer, synthetic(16), cfg)
+    took = time.monotonic() - start
     err = capfd.readouterr().err
     assert "classifier" in err  # the bar was shown
-    assert len(err.replace("\r", "\n").strip().splitlines()) <= 3
+    # the first and last state, and one line per 30 s between (40 steps refresh 40 times
+    # a second on a terminal): the count depends on the machine's speed, not the steps
+    assert len(err.replace("\r", "\n").strip().splitlines()) <= 2 + took // 30

@@ -91,7 +91,7 @@ def _plain_summed_grads(model, loss, idx):
 
 
 @pytest.mark.parametrize("mode", ["hooks", "functorch", "ghost"])
-@pytest.mark.parametrize("arch", ["bert", "llama"])
+@pytest.mark.parametrize("arch", ["bert", pytest.param("llama", marks=pytest.mark.slow)])
 def test_summed_per_sample_gradients_equal_autograd(arch, mode, request):
     """sigma = 0 and a clipping norm no gradient reaches: DP-SGD's gradient is autograd's,
     also when the logical batch is accumulated over physical chunks."""
@@ -194,6 +194,7 @@ def test_dp_lora_changes_only_the_adapters_and_the_merged_model(tiny_bert, minil
     assert result.privacy.steps == result.history.steps == 4
 
 
+@pytest.mark.slow
 def test_dp_lora_trains_a_causal_lm_and_full_dp_works_with_tied_embeddings(
     tiny_llama, smollm2_tokenizer
 ):
@@ -219,6 +220,7 @@ def test_dp_lora_trains_a_causal_lm_and_full_dp_works_with_tied_embeddings(
         assert not torch.equal(q, reference.model.layers[0].self_attn.q_proj.weight)
 
 
+@pytest.mark.slow
 def test_ghost_clipping_refuses_tied_weights_clearly(tiny_llama, smollm2_tokenizer):
     cfg = TrainConfig(
         batch_size=4,
@@ -230,6 +232,7 @@ def test_ghost_clipping_refuses_tied_weights_clearly(tiny_llama, smollm2_tokeniz
         train_causal_lm(tiny_llama(), smollm2_tokenizer, TEXTS, cfg)
 
 
+@pytest.mark.slow
 def test_auto_mode_picks_ghost_only_where_it_is_exact_and_faster(
     tiny_bert, tiny_llama, minilm_tokenizer
 ):

@@ -6,7 +6,7 @@ Quote an upper bound whenever a guarantee is meant.
 """
 
 from .api import DEFAULT_METHODS, compare, epsilon, is_upper_bound, noise_multiplier
-from .edgeworth import EdgeworthAccountant, EdgeworthError
+from .edgeworth import Edgeworth2Accountant, EdgeworthAccountant, EdgeworthError
 from .errors import AccountingError
 from .methods import ESTIMATE, METHODS, UPPER_BOUND
 
@@ -16,6 +16,7 @@ __all__ = [
     "METHODS",
     "UPPER_BOUND",
     "AccountingError",
+    "Edgeworth2Accountant",
     "EdgeworthAccountant",
     "EdgeworthError",
     "compare",

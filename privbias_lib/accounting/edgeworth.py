@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from opacus.accountants import IAccountant
+from opacus.accountants import IAccountant, create_accountant, register_accountant
 from scipy import optimize, special, stats
 
 from .errors import AccountingError
@@ -177,10 +178,16 @@ def edgeworth_epsilon(q: float, sigma: float, steps: int, delta: float, order: i
 class EdgeworthAccountant(IAccountant):
     """Opacus accountant using the Edgeworth expansion (order 1 as in EW-Tune, or 2).
 
-    Set it on ``privacy_engine.accountant`` before ``make_private(noise_multiplier=...)``.
-    ``get_epsilon`` returns an *estimate*, not an upper bound; report
-    :func:`privbias_lib.accounting.epsilon` with ``method="pld"`` beside it.
+    Opacus finds it by name ("edgeworth"; "edgeworth2" for order 2), or set it on
+    ``privacy_engine.accountant``. ``get_epsilon`` returns an *estimate*, not an upper
+    bound; report :func:`privbias_lib.accounting.epsilon` with ``method="pld"`` beside it.
     """
+
+    def __new__(cls, order: int = 1):
+        # Opacus re-creates an accountant from mechanism() to calibrate sigma and checks
+        # it when loading a checkpoint, so an order-2 instance must name its own order.
+        order_two = cls is EdgeworthAccountant and order == 2
+        return super().__new__(Edgeworth2Accountant if order_two else cls)
 
     def __init__(self, order: int = 1):
         if order not in (1, 2):
@@ -206,3 +213,48 @@ class EdgeworthAccountant(IAccountant):
     @classmethod
     def mechanism(cls) -> str:
         return "edgeworth"
+
+
+class Edgeworth2Accountant(EdgeworthAccountant):
+    """The order-2 Edgeworth accountant ("edgeworth2"); ``EdgeworthAccountant(order=2)``."""
+
+    def __init__(self, order: int = 2):
+        if order != 2:
+            raise ValueError(f"Edgeworth2Accountant has order 2, got {order!r}")
+        super().__init__(order=2)
+
+    @classmethod
+    def mechanism(cls) -> str:
+        return "edgeworth2"
+
+
+def _register_with_opacus() -> None:
+    """Register both accountants by name with Opacus 1.6's ``register_accountant``.
+
+    Opacus has one registry: ``PrivacyEngine(accountant=...)`` and
+    ``utils.get_noise_multiplier`` look names up with ``create_accountant``, and
+    ``make_private_with_epsilon`` passes ``self.accountant.mechanism()`` to the latter.
+    A reload re-points our names; another library's accountant is left, with a warning.
+    """
+    for cls in (EdgeworthAccountant, Edgeworth2Accountant):
+        name = cls.mechanism()
+        try:
+            register_accountant(name, cls)
+            continue
+        except ValueError:  # the name is taken
+            pass
+        try:
+            held = type(create_accountant(name))
+        except Exception:  # a foreign class that needs arguments
+            held = object
+        if f"{held.__module__}.{held.__qualname__}" == f"{cls.__module__}.{cls.__qualname__}":
+            register_accountant(name, cls, force=True)
+        else:
+            warnings.warn(
+                f"Opacus already has another accountant named {name!r}; privbias_lib "
+                "does not replace it",
+                stacklevel=2,
+            )
+
+
+_register_with_opacus()

@@ -2,10 +2,11 @@
 and the generated CustomerSim-style dialogues of study 3.
 
 Every loader returns a pandas DataFrame with documented columns and raises
-:class:`DataValidationError` (naming the file and the problem) on malformed input.
+:class:`DataValidationError` (naming the file, the rows and the problem) on malformed
+input; rows a loader cannot use are dropped and counted in a :class:`DataWarning`.
 """
 
-from ._common import DataValidationError
+from ._common import DataValidationError, DataWarning
 from .customersim import (
     generate_splits,
     make_canaries,
@@ -20,6 +21,7 @@ from .winobias import load_winobias
 
 __all__ = [
     "DataValidationError",
+    "DataWarning",
     "generate_splits",
     "load_glue",
     "load_jigsaw",

@@ -10,6 +10,14 @@ Identity datasets return the RedditBias schema (:func:`~privbias_lib.data.load_r
 ``id``, ``text``, ``label``, ``group`` and one boolean ``group_<name>`` column per
 subgroup (subgroups may overlap here; ``group`` is the single subgroup, or
 "multiple"/"none"). GLUE returns ``id``, ``text``, ``text_pair``, ``label``.
+
+Careless input fails loudly: a file that is blank or cannot be parsed, a cell that is not
+a number where one is expected, or a result with no rows raises
+:class:`~privbias_lib.data.DataValidationError` naming the file, the rows and the problem.
+Rows without text are dropped with a :class:`~privbias_lib.data.DataWarning` that counts
+them: a row with no text cannot be classified, and the published data must stay loadable
+as it is (refusing the whole file over a few blank comments would leave the user no way
+in short of editing it), but the change in size must not go unseen.
 """
 
 from __future__ import annotations
@@ -19,7 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._common import DataValidationError, require_columns
+from ._common import (
+    CSV_NA,
+    DataValidationError,
+    blank_text,
+    numeric_column,
+    reading,
+    require_columns,
+    row_numbers,
+    warn_dropped,
+)
 
 JIGSAW_GROUPS = {
     "male": "male",
@@ -56,22 +73,25 @@ def read_source(source: str | Path, *, config: str | None = None, split: str = "
     both); a single local file is read directly. Returns ``(frame, description)``."""
     path = Path(source).expanduser()
     if path.is_file():
-        if path.stat().st_size == 0:
-            raise DataValidationError(path, "empty file")
         suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-        readers = {
-            ".csv": pd.read_csv,
-            ".csv.gz": pd.read_csv,
-            ".parquet": pd.read_parquet,
-            ".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=3),
-            ".jsonl": lambda p: pd.read_json(p, lines=True),
-            ".json": pd.read_json,
+        readers = {  # reader, and the format's name for errors
+            ".csv": (lambda p: pd.read_csv(p, **CSV_NA), "CSV"),
+            ".csv.gz": (lambda p: pd.read_csv(p, **CSV_NA), "CSV"),
+            ".parquet": (pd.read_parquet, "Parquet"),
+            ".tsv": (lambda p: pd.read_csv(p, sep="\t", quoting=3, **CSV_NA), "TSV"),
+            ".jsonl": (lambda p: pd.read_json(p, lines=True), "JSONL"),
+            ".json": (pd.read_json, "JSON"),
         }
         if suffix not in readers:
             raise DataValidationError(
                 path, f"unsupported file type {suffix!r}; use {list(readers)}"
             )
-        return readers[suffix](path), str(path)
+        reader, kind = readers[suffix]
+        with reading(path, kind):
+            frame = reader(path)
+        if len(frame.columns) == 0:
+            raise DataValidationError(path, "empty file (no columns)")
+        return frame.reset_index(drop=True), str(path)
     looks_like_file = str(source).startswith((".", "/", "~")) or path.suffix in (
         ".csv",
         ".tsv",
@@ -94,6 +114,24 @@ def read_source(source: str | Path, *, config: str | None = None, split: str = "
             "the local copy (repository folder or data file) as `source`."
         ) from e
     return ds.to_pandas(), f"{source}[{config or ''}:{split}]"
+
+
+def _require_filled(raw: pd.DataFrame, column: str, where: str) -> None:
+    """An identifier column must have a value in every row."""
+    empty = blank_text(raw, [column])
+    if empty.any():
+        raise DataValidationError(where, f"column {column!r} is empty", row_numbers(empty))
+
+
+def _keep_rows_with_text(raw: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
+    """Mask of the rows whose text ``columns`` are all non-blank; the others are dropped
+    with a :class:`DataWarning` (stack: user -> loader -> here), or all: an error."""
+    empty = blank_text(raw, columns)
+    what = f"empty {' or '.join(columns)}"
+    if empty.all():
+        raise DataValidationError(where, f"no rows left: all {len(raw)} rows have {what}")
+    warn_dropped(where, empty, what, stacklevel=3)
+    return ~empty
 
 
 def _identity_frame(ids, text, label, member: dict[str, pd.Series]) -> pd.DataFrame:
@@ -125,9 +163,11 @@ def load_jigsaw(
     """Jigsaw Unintended Bias (Civil Comments with identity annotations).
 
     Label: ``target`` (or ``toxicity``) >= ``threshold``. Identity columns are
-    annotator fractions; a comment belongs to a subgroup when its column is
-    >= ``threshold`` (missing = 0), as in study 1's paper. The hub dataset needs the
-    Kaggle files (manual download); a local ``train.csv`` works the same way.
+    annotator fractions in [0, 1]; a comment belongs to a subgroup when its column is
+    >= ``threshold`` (empty = 0: most comments were never identity-annotated), as in
+    study 1's paper. Any other non-number is an error. Comments with empty text are
+    dropped with a :class:`DataWarning` (see the module docstring). The hub dataset
+    needs the Kaggle files (manual download); a local ``train.csv`` works the same way.
     """
     raw, where = read_source(source, split=split)
     text_col = "comment_text" if "comment_text" in raw.columns else "text"
@@ -136,15 +176,16 @@ def load_jigsaw(
     if unknown:
         raise ValueError(f"unknown Jigsaw groups {unknown}; known: {list(JIGSAW_GROUPS)}")
     require_columns(raw, [text_col, label_col, *(JIGSAW_GROUPS[g] for g in groups)], where)
-    score = pd.to_numeric(raw[label_col], errors="coerce")
-    if score.isna().any() or not score.between(0, 1).all():
-        raise DataValidationError(where, f"{label_col} must be fractions in [0, 1]")
-    ids = raw["id"] if "id" in raw.columns else pd.Series(raw.index)
-    member = {
-        g: pd.to_numeric(raw[JIGSAW_GROUPS[g]], errors="coerce").fillna(0.0) >= threshold
-        for g in groups
+    score = numeric_column(raw, label_col, where, lo=0, hi=1)
+    shares = {
+        g: numeric_column(raw, JIGSAW_GROUPS[g], where, missing=0.0, lo=0, hi=1) for g in groups
     }
-    return _identity_frame(ids, raw[text_col], score >= threshold, member)
+    if "id" in raw.columns:
+        _require_filled(raw, "id", where)
+    keep = _keep_rows_with_text(raw, [text_col], where)
+    ids = raw["id"] if "id" in raw.columns else pd.Series(raw.index)
+    member = {g: shares[g][keep] >= threshold for g in groups}
+    return _identity_frame(ids[keep], raw[text_col][keep], (score >= threshold)[keep], member)
 
 
 def load_measuring_hate_speech(
@@ -160,7 +201,10 @@ def load_measuring_hate_speech(
     the label of a comment is that of its first remaining annotation (the authors
     deduplicated by ``comment_id``); each ``target_*`` column is averaged over the
     comment's remaining annotations and membership is mean >= ``threshold``.
-    "transgender" is any of the three ``target_gender_transgender_*`` columns.
+    "transgender" is any of the three ``target_gender_transgender_*`` columns. Target
+    cells are booleans or shares in [0, 1] (empty = 0); annotations with empty text are
+    dropped with a :class:`DataWarning`; nothing left (e.g. only unclear annotations) is
+    an error saying why.
     """
     raw, where = read_source(source, split=split)
     unknown = [g for g in groups if g not in MHS_GROUPS]
@@ -170,20 +214,24 @@ def load_measuring_hate_speech(
         )
     cols = sorted({c for g in groups for c in MHS_GROUPS[g]})
     require_columns(raw, ["comment_id", "text", "hatespeech", *cols], where)
-    hs = pd.to_numeric(raw["hatespeech"], errors="coerce")
-    if not hs.isin([0, 1, 2]).all():
-        raise DataValidationError(where, "hatespeech must be 0, 1 or 2")
-    kept = raw[hs != 1].assign(label=(hs[hs != 1] == 2).astype(int))
-    targets = pd.DataFrame(
-        {
-            g: kept[MHS_GROUPS[g]]
-            .apply(pd.to_numeric, errors="coerce")
-            .fillna(0)
-            .astype(float)
-            .max(axis=1)
-            for g in groups
-        }
-    )
+    hs = numeric_column(raw, "hatespeech", where, allowed=(0, 1, 2))
+    shares = pd.DataFrame({c: numeric_column(raw, c, where, missing=0.0, lo=0, hi=1) for c in cols})
+    _require_filled(raw, "comment_id", where)
+    unclear = (hs == 1).to_numpy()
+    empty = blank_text(raw, ["text"]) & ~unclear
+    keep = ~unclear & ~empty
+    if not keep.any():
+        raise DataValidationError(
+            where,
+            f"no rows left: of the {len(raw)} annotations, {unclear.sum()} are unclear "
+            f"(hatespeech == 1), which the recipe drops, and {empty.sum()} have empty text"
+            if empty.any()
+            else f"no rows left: all {len(raw)} annotations are unclear (hatespeech == 1), "
+            "which the recipe drops",
+        )
+    warn_dropped(where, empty, "empty text")
+    kept = raw[keep].assign(label=(hs[keep] == 2).astype(int))
+    targets = pd.DataFrame({g: shares.loc[keep, MHS_GROUPS[g]].max(axis=1) for g in groups})
     targets["comment_id"] = kept["comment_id"].values
     mean = targets.groupby("comment_id", sort=False).mean()
     first = kept.drop_duplicates("comment_id", keep="first").set_index("comment_id")
@@ -195,7 +243,8 @@ def load_measuring_hate_speech(
 def load_glue(task: str, split: str = "train", source: str | Path = "nyu-mll/glue") -> pd.DataFrame:
     """A GLUE task (sst2, qnli, mnli, qqp): ``id``, ``text``, ``text_pair`` (None for
     single-sentence tasks) and ``label``. MNLI's validation split is "validation_matched"
-    (or "validation_mismatched"). Test splits have hidden labels and are refused."""
+    (or "validation_mismatched"). Test splits have hidden labels and are refused. Rows
+    with an empty sentence are dropped with a :class:`DataWarning`."""
     if task not in GLUE_TASKS:
         raise ValueError(f"task={task!r} is not one of {list(GLUE_TASKS)}")
     if split.startswith("test"):
@@ -203,15 +252,19 @@ def load_glue(task: str, split: str = "train", source: str | Path = "nyu-mll/glu
     raw, where = read_source(source, config=task, split=split)
     first, second = GLUE_TASKS[task]
     require_columns(raw, [first, *([second] if second else []), "label"], where)
-    label = pd.to_numeric(raw["label"], errors="coerce")
-    if not label.isin(range(GLUE_LABELS[task])).all():
-        raise DataValidationError(where, f"label must be in 0..{GLUE_LABELS[task] - 1} for {task}")
+    n = GLUE_LABELS[task]
+    label = numeric_column(
+        raw, "label", where, allowed=range(n), rule=f"must be in 0..{n - 1} for {task}"
+    )
+    if "idx" in raw.columns:
+        _require_filled(raw, "idx", where)
+    keep = _keep_rows_with_text(raw, [first, *([second] if second else [])], where)
     ids = raw["idx"] if "idx" in raw.columns else pd.Series(raw.index)
     return pd.DataFrame(
         {
-            "id": ids.astype(str).values,
-            "text": raw[first].astype(str).values,
-            "text_pair": raw[second].astype(str).values if second else None,
-            "label": label.astype(int).values,
+            "id": ids[keep].astype(str).values,
+            "text": raw.loc[keep, first].astype(str).values,
+            "text_pair": raw.loc[keep, second].astype(str).values if second else None,
+            "label": label[keep].astype(int).values,
         }
     )

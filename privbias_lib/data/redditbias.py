@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._common import DataValidationError, fair_llm_benchmark_dir, read_text_table, require_columns
+from ._common import (
+    DataValidationError,
+    blank_text,
+    fair_llm_benchmark_dir,
+    read_text_table,
+    require_columns,
+    row_numbers,
+    warn_dropped,
+)
 
 GROUP_FILES = {
     "women": "gender/reddit_comments_gender_female_processed_phrase_annotated.csv",
@@ -42,9 +50,13 @@ def _labels(raw: pd.Series, path: Path) -> pd.Series:
         return s[:-2] if s.endswith(".0") else s
 
     text = [norm(v) for v in raw]
-    unknown = sorted({t for t in text if t is not None} - {"0", "1"} - NON_BINARY_ANNOTATIONS)
-    if unknown:
-        raise DataValidationError(path, f"unexpected bias_sent value(s) {unknown[:10]}")
+    known = {"0", "1", *NON_BINARY_ANNOTATIONS}
+    bad = np.array([t is not None and t not in known for t in text], dtype=bool)
+    if bad.any():
+        unknown = sorted({t for t, b in zip(text, bad, strict=True) if b})
+        raise DataValidationError(
+            path, f"unexpected bias_sent value(s) {unknown[:10]}", rows=row_numbers(bad)
+        )
     return pd.Series([{"0": 0, "1": 1}.get(t) for t in text], index=raw.index, dtype="Int64")
 
 
@@ -57,9 +69,17 @@ def _read_group(group: str, path: Path) -> pd.DataFrame:
     ids = group + "/" + ids.map(lambda v: None if pd.isna(v) else str(v)).fillna(fallback)
     text = raw["comment"].astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
     df = pd.DataFrame({"id": ids, "text": text, "label": label, "group": group})
-    df = df[df["label"].notna() & df["text"].notna() & (df["text"].str.len() > 0)]
-    if df.empty:
-        raise DataValidationError(path, "no labelled rows")
+    labelled = label.notna().to_numpy(dtype=bool)
+    empty = blank_text(raw, ["comment"]) & labelled
+    if not (labelled & ~empty).any():
+        notes = int(raw["bias_sent"].notna().sum() - labelled.sum())
+        raise DataValidationError(
+            path,
+            f"no labelled rows: {int((~labelled).sum()) - notes} unlabelled, "
+            f"{notes} annotator note(s), {int(empty.sum())} empty comment(s)",
+        )
+    warn_dropped(path, empty, "empty comment", stacklevel=3)
+    df = df[labelled & ~empty]
     if not set(df["label"].unique()) <= {0, 1}:
         raise DataValidationError(path, "labels outside {0, 1}")
     return df
@@ -83,16 +103,20 @@ def load_redditbias(
     ``group`` (women, black, jewish, muslim, lgbtq) and one boolean ``group_<name>``
     column per group (the schema shared with the hub datasets, whose groups may
     overlap; here exactly one is true). Unlabelled rows and annotator notes are
-    dropped; duplicate comments within a group are removed (all copies if their
-    labels disagree). The same comment can appear under two groups (e.g. a comment
-    about Jews and Muslims): it is kept in both, as the source files do.
+    dropped; so are labelled rows with an empty comment (none in the released files),
+    with a :class:`~privbias_lib.data.DataWarning` counting them. Duplicate comments
+    within a group are removed (all copies if their labels disagree). The same comment
+    can appear under two groups (e.g. a comment about Jews and Muslims): it is kept in
+    both, as the source files do.
     ``df.attrs["groups"]`` lists the groups.
     """
     unknown = [g for g in groups if g not in GROUP_FILES]
     if unknown or not groups:
         raise ValueError(f"groups must be a non-empty subset of {list(GROUPS)}; got {groups!r}")
     folder = Path(folder) if folder is not None else redditbias_dir()
-    parts = [_read_group(g, folder / GROUP_FILES[g]) for g in groups]
+    parts = []
+    for g in groups:  # a loop, not a comprehension: warnings point at the caller
+        parts.append(_read_group(g, folder / GROUP_FILES[g]))
     df = _deduplicate(pd.concat(parts, ignore_index=True))
     df = df.assign(label=df["label"].astype(int), text=df["text"].astype(str))
     for g in groups:

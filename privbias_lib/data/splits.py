@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._common import format_rows, row_numbers
+
 
 def stratified_split(
     df: pd.DataFrame,
@@ -19,6 +21,7 @@ def stratified_split(
     train/validation/test). Within each stratum the rows are shuffled with
     ``seed`` and allocated by largest remainder, so every split's share of every
     stratum is as close to ``fractions`` as whole rows allow. Same seed, same split.
+    An empty value in a ``by`` column is an error naming the rows (1-based).
     """
     fractions = fractions or {"train": 0.8, "validation": 0.1, "test": 0.1}
     names = list(fractions)
@@ -28,6 +31,13 @@ def stratified_split(
     missing = [c for c in by if c not in df.columns]
     if missing:
         raise ValueError(f"stratify columns {missing} not in the data ({list(df.columns)})")
+    for c in by:  # groupby would leave rows with an empty stratum value without a split
+        empty = df[c].isna().to_numpy()
+        if empty.any():
+            raise ValueError(
+                f"{format_rows(row_numbers(empty))}: stratify column {c!r} is empty; "
+                "every row needs a value to be given a split"
+            )
     rng = np.random.default_rng(seed)
     split = pd.Series("", index=df.index, dtype=object)
     for _, idx in sorted(df.groupby(list(by), sort=True).groups.items(), key=lambda kv: str(kv[0])):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._common import DataValidationError, fair_llm_benchmark_dir
+from ._common import DataValidationError, fair_llm_benchmark_dir, reading
 
 SPLITS = ("dev", "test")
 PRONOUN_GENDER = {
@@ -60,15 +60,18 @@ def winobias_dir() -> Path:
     return fair_llm_benchmark_dir() / "WinoBias" / "data"
 
 
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; a missing, blank or undecodable file is an error."""
+    with reading(path, "text"):
+        return path.read_text(encoding="utf-8").splitlines()
+
+
 def occupation_lists(folder: Path | None = None) -> dict[str, str]:
     """The 40 WinoBias occupations mapped to the gender that dominates them ("male"/"female")."""
     folder = folder or winobias_dir()
     out: dict[str, str] = {}
     for majority in ("male", "female"):
-        path = folder / f"{majority}_occupations.txt"
-        if not path.is_file():
-            raise DataValidationError(path, "file not found")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in _read_lines(folder / f"{majority}_occupations.txt"):
             if line.strip():
                 out[line.strip()] = majority
     if len(out) != 40:
@@ -169,12 +172,9 @@ def load_winobias(split: str = "test", folder: str | Path | None = None) -> pd.D
         for typ in (1, 2):
             for stereo in ("pro", "anti"):
                 path = folder / f"{stereo}_stereotyped_type{typ}.txt.{sp}"
-                if not path.is_file():
-                    raise DataValidationError(path, "file not found")
-                lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-                if not lines:
-                    raise DataValidationError(path, "empty file")
-                for i, ln in enumerate(lines, start=1):
+                for i, ln in enumerate(_read_lines(path), start=1):
+                    if not ln.strip():
+                        continue  # ``line`` stays the file's own line number
                     try:
                         rec = parse_line(ln, occupations)
                     except ValueError as e:

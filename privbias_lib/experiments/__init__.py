@@ -1,1 +1,0 @@
-"""The studies' experiment logic, one module per study notebook."""

@@ -1,0 +1,82 @@
+"""Study 1's figures (seaborn), each drawn from the tidy results."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ...metrics import AUC_METRICS
+from .results import GAP_METRICS, epsilon_order
+from .runs import DISTRIBUTION, SWEEP
+
+
+def plot_metrics_vs_epsilon(results: pd.DataFrame):
+    """Each AUC metric against epsilon per subgroup; error bars: spread over seeds."""
+    import seaborn as sns
+
+    rows = results[(results.experiment == SWEEP) & results.metric.isin(AUC_METRICS)]
+    order = epsilon_order(rows.epsilon.unique())
+    grid = sns.catplot(
+        data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
+        order=order, col_order=list(AUC_METRICS), errorbar="sd", dodge=0.4, height=3.4,
+        aspect=1.1, markersize=4, linewidth=1.2,
+    )  # fmt: skip
+    grid.set_axis_labels("epsilon (none = non-private)", "AUC")
+    grid.set_titles("{col_name}")
+    return grid
+
+
+def plot_dp_change(changes: pd.DataFrame):
+    """DP-induced change (DP minus non-private, same seed) per subgroup and epsilon."""
+    import seaborn as sns
+
+    rows = changes[(changes.experiment == SWEEP) & changes.metric.isin(AUC_METRICS)]
+    grid = sns.catplot(
+        data=rows, x="epsilon", y="change", hue="subgroup", col="metric", kind="bar",
+        order=epsilon_order(rows.epsilon.unique()), col_order=list(AUC_METRICS),
+        errorbar="sd", height=3.4, aspect=1.1,
+    )  # fmt: skip
+    for ax in grid.axes.flat:
+        ax.axhline(0, color="black", linewidth=0.8)
+    grid.set_axis_labels("epsilon", "change in AUC (DP - non-private)")
+    grid.set_titles("{col_name}")
+    return grid
+
+
+def plot_gaps(results: pd.DataFrame):
+    """Threshold gaps (subgroup minus background, at the threshold) and average
+    equality gaps against epsilon per subgroup; error bars: spread over seeds."""
+    import seaborn as sns
+
+    rows = results[(results.experiment == SWEEP) & results.metric.isin(GAP_METRICS)]
+    grid = sns.catplot(
+        data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
+        order=epsilon_order(rows.epsilon.unique()), col_order=list(GAP_METRICS), col_wrap=3,
+        errorbar="sd", dodge=0.4, height=3.2, aspect=1.1, markersize=4, linewidth=1.2,
+        sharey=False,
+    )  # fmt: skip
+    for ax in grid.axes.flat:
+        ax.axhline(0, color="black", linewidth=0.8)
+    grid.set_axis_labels("epsilon (none = non-private)", "gap (subgroup - background)")
+    grid.set_titles("{col_name}")
+    return grid
+
+
+def plot_distribution(changes: pd.DataFrame, group: str):
+    """The DP-induced change of ``group``'s AUC metrics against its training share."""
+    import seaborn as sns
+
+    rows = changes[
+        (changes.experiment == DISTRIBUTION)
+        & (changes.subgroup == group)
+        & changes.metric.isin(AUC_METRICS)
+    ]
+    grid = sns.relplot(
+        data=rows, x="share", y="change", hue="positive_rate", col="metric", kind="line",
+        marker="o", errorbar="sd", col_order=list(AUC_METRICS), height=3.4, aspect=1.1,
+        palette="viridis",
+    )  # fmt: skip
+    for ax in grid.axes.flat:
+        ax.axhline(0, color="black", linewidth=0.8)
+    grid.set_axis_labels(f"share of '{group}' in the training data", "change (DP - non-private)")
+    grid.set_titles("{col_name}")
+    return grid
