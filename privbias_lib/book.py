@@ -8,6 +8,8 @@ and the repository's ``book/`` stays clean.
 
 from __future__ import annotations
 
+import html
+import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from ._io import clear_folder, write_text_atomic
 from .paths import run_folder
 from .runner import finished_record
 from .studies import STUDIES
-from .study import ROOT
+from .study import FIGURES_FILE, ROOT
 
 BOOK_SOURCE = ROOT / "book"
 STAGED_MARK = ".privbias-book"  # marks a folder this module staged (safe to clear)
@@ -51,24 +53,102 @@ def stage(profile: str, runs_root: str | Path, target: str | Path) -> Path:
     )
     (target / "studies").mkdir()
     for key in STUDIES:
-        executed = run_folder(runs_root, key, profile) / f"{key}.ipynb"
-        _stage_notebook(executed, target / "studies" / f"{key}.ipynb")
+        run = run_folder(runs_root, key, profile)
+        _stage_notebook(run, key, target / "studies" / f"{key}.ipynb")
     write_text_atomic(target / "parameters.md", parameters_page())
     shutil.copytree(_mathjax_folder(), target / "_mathjax" / "mathjax")
     return target
 
 
-def _stage_notebook(executed: Path, target: Path) -> None:
-    """The chapter: the executed notebook with its default ``parameters`` cell folded
-    (the injected cell below it shows the values that ran)."""
+def _stage_notebook(run: Path, key: str, target: Path) -> None:
+    """The chapter: the executed notebook with its default ``parameters`` cell folded (the
+    injected cell below it shows the values that ran, with the folder the run ended in),
+    the verdict box after the question, each figure numbered with its caption and run, and
+    the provenance block under the restated verdict."""
     import nbformat
 
-    nb = nbformat.read(executed, as_version=4)
+    from .verdicts import load_verdicts, verdict_html
+
+    record = json.loads((run / "run.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    captions = _read_json(run / FIGURES_FILE, {})
+    nb = nbformat.read(run / f"{key}.ipynb", as_version=4)
+    executed_in = manifest.get("executed_in")
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "parameters" in tags and "hide-input" not in tags:
             cell.metadata["tags"] = [*tags, "hide-input"]
+        if "injected-parameters" in tags and executed_in:
+            cell.source = cell.source.replace(executed_in, str(run))
+        if cell.cell_type == "code":
+            for name, caption in captions.items():
+                if f'"{name}"' in cell.source:
+                    label = f"{caption} *(run {record.get('run_id', '?')}, profile "
+                    label += f"{record.get('profile', '?')}: `{name}` in its folder)*"
+                    cell.metadata.setdefault("mystnb", {})["figure"] = {
+                        "caption": label,
+                        "name": f"fig-{key}-{Path(name).stem}".replace("_", "-"),
+                    }
+    verdicts = load_verdicts(run)
+    if verdicts:
+        box = nbformat.v4.new_markdown_cell(verdict_html(verdicts, "Verdict of this run"))
+        nb.cells.insert(1, box)
+    at = next((i + 1 for i, c in enumerate(nb.cells) if "run.verdicts(" in c.source), len(nb.cells))
+    nb.cells.insert(at, nbformat.v4.new_markdown_cell(provenance_html(record, manifest)))
     nbformat.write(nb, target)
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def provenance_html(record: dict, manifest: dict) -> str:
+    """Where this page's numbers came from: the run, its date, profile, time and machine,
+    the data and model hashes, and (folded) every package version and parameter."""
+    env = manifest.get("environment", {})
+    data = manifest.get("data", {})
+    machine = f"{record.get('host', '?')}: {env.get('platform', '?')}, "
+    machine += f"{env.get('cpu_count', '?')} CPUs, {env.get('gpu') or 'no GPU'}"
+    models = (
+        "; ".join(
+            f"{m.get('model')} ({m.get('source')}, sha256 {str(m.get('sha256') or '—')[:12]})"
+            for m in manifest.get("models", [])
+        )
+        or "—"
+    )
+    rows = [
+        ("run", f"{record.get('run_id', '?')} · profile {record.get('profile', '?')} · "
+                f"identity {str(record.get('identity', '?'))[:12]}"),
+        ("finished", f"{record.get('finished_at', '?')} after {record.get('seconds', 0):,.0f} s"),
+        ("machine", machine + f", Python {env.get('python', '?')}"),
+        ("data", f"sha256 {str(data.get('sha256') or '—')[:12]} · "
+                 + html.escape(json.dumps({k: v for k, v in data.items() if k != 'sha256'},
+                                          default=str)[:300])),
+        ("models", models),
+    ]  # fmt: skip
+    table = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v) if k != 'data' else v}</td></tr>"
+        for k, v in rows
+    )
+    packages = ", ".join(
+        f"{name} {version}" for name, version in env.get("packages", {}).items() if version
+    )
+    parameters = "".join(
+        f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(repr(v))}</code></td></tr>"
+        for k, v in manifest.get("parameters", {}).items()
+        if k != "OUTPUT_DIR"
+    )
+    return (
+        '<div class="pb-provenance"><div class="pb-provenance-title">Provenance of this page'
+        f"</div><table>{table}</table>"
+        f"<details><summary>package versions</summary><p>{html.escape(packages)}</p></details>"
+        f"<details><summary>parameters</summary><table>{parameters}</table></details>"
+        "<p>From the run's <code>run.json</code> and <code>manifest.json</code>, which also "
+        "hold the SHA-256 of every file it wrote.</p></div>"
+    )
 
 
 def _mathjax_folder() -> Path:

@@ -42,3 +42,36 @@ def save_figure(fig: Any, output_dir: str | Path, name: str) -> Path:
     if frame is not None:
         write_table(frame, target.with_name(f"{target.stem}.data.csv"))
     return target
+
+
+def nothing_to_show(message: str, size: tuple[float, float] = (6.0, 1.6)) -> Any:
+    """A small figure that says why there is nothing to plot (e.g. no canary in this run),
+    so a notebook shows the reason where the figure would be instead of failing."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11)
+    return attach(fig, pd.DataFrame({"nothing to show": [message]}))
+
+
+def label_points(ax: Any, xs, ys, labels, *, fontsize: float = 8) -> None:
+    """Write each label beside its point, moved up or down a line at a time (with a thin
+    leader line) until it overlaps no label already placed: neighbours stay readable."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed: list = []
+    shifts = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6]
+    for i in sorted(range(len(labels)), key=lambda j: ys[j]):
+        for step in shifts:
+            note = ax.annotate(
+                labels[i], (xs[i], ys[i]), textcoords="offset points",
+                xytext=(7, -3 + 11 * step), fontsize=fontsize,
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if step else None,
+            )  # fmt: skip
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or step == shifts[-1]:
+                placed.append(box)
+                break
+            note.remove()

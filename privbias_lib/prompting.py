@@ -7,14 +7,13 @@ does 'she' refer to?"* and each of the two occupations is scored as an answer by
 log-likelihood (through the chat template for instruction-tuned models, plainly for base
 models); the likelier answer is the model's pick. Nothing is generated or parsed.
 
-Scoring is batched by length, scores every answer of a question in the same batch, and
-reuses the key/value cache of the part all prompts of a condition share (the instruction
-and the solved examples) instead of recomputing it for every sentence.
+Scoring (:mod:`privbias_lib.scoring`) runs the part all prompts of a condition share (the
+instruction and the solved examples) once and each question once, its answers beside it,
+instead of recomputing every prompt for every answer.
 """
 
 from __future__ import annotations
 
-import copy
 import random
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import pandas as pd
 import torch
 
 from .metrics.memorisation import common_prefix_length
+from .scoring import continuation_logprobs
 
 INSTRUCTIONS = {
     None: "",
@@ -143,10 +143,11 @@ def score_answers(
     one item differ only in the answer; each answer is scored over the tokens after the
     item's common token prefix (so answers of any length compare on the same context).
 
-    With ``reuse_prefix`` the work is shared: the tokens every text has in common (the
-    instruction and solved examples) run once and their key/value cache is reused for all
-    batches; each question runs once, and its cache is branched into one row per answer.
-    Without it, every (question, answer) text runs in full (the reference)."""
+    With ``reuse_prefix`` the work is shared (:func:`privbias_lib.scoring.continuation_logprobs`):
+    the tokens every text has in common (the instruction and solved examples) run once and
+    their key/value cache is reused for all batches; each question runs once, on that cache,
+    with its answers in the same row (each seeing the question and itself only). Without
+    it, every (question, answer) text runs in full (the reference)."""
     # a chat template writes its own special tokens; a plain prompt gets the tokenizer's
     ids = [
         [list(x) for x in tokenizer(item, add_special_tokens=not chat)["input_ids"]]
@@ -162,8 +163,15 @@ def score_answers(
     was = model.training
     model.eval()
     try:
-        if reuse_prefix:
-            return _score_branched(model, ids, starts, batch_size, dev, pad)
+        if reuse_prefix:  # as many rows per pass as the answers of `batch_size` items
+            flat = continuation_logprobs(
+                model,
+                [seq for item in ids for seq in item],
+                [start for start, item in zip(starts, ids, strict=True) for _ in item],
+                batch_size=batch_size * len(ids[0]),
+                device=dev,
+            )
+            return flat.reshape(len(ids), len(ids[0]))
         return _score_full(model, ids, starts, batch_size, dev, pad)
     finally:
         model.train(was)
@@ -194,66 +202,4 @@ def _score_full(model, ids, starts, batch_size, dev, pad) -> np.ndarray:
             seq = ids[i][j]
             pos = torch.arange(starts[i] - 1, len(seq) - 1)
             scores[i, j] = float(logp[r, pos, torch.tensor(seq[starts[i] :])].sum())
-    return scores
-
-
-def _score_branched(model, ids, starts, batch_size, dev, pad) -> np.ndarray:
-    """Shared prefix once; per batch of questions, each question's tokens (all but its
-    last) once; then one row per answer: the question's last token and the answer."""
-    n_answers = len(ids[0])
-    flat = [ids[i][j] for i in range(len(ids)) for j in range(n_answers)]
-    shared = min(common_prefix_length(flat), min(starts) - 1)
-    width = min(batch_size, len(ids))
-    prefix_cache = None
-    if shared:
-        context = torch.tensor([flat[0][:shared]], device=dev)
-        prefix_cache = model(
-            input_ids=context.expand(width, -1), use_cache=True, logits_to_keep=1
-        ).past_key_values
-    scores = np.full((len(ids), n_answers), np.nan)
-    order = sorted(range(len(ids)), key=lambda i: starts[i])
-    for b in range(0, len(order), width):
-        chunk = order[b : b + width]
-        rows = chunk + [chunk[0]] * (width - len(chunk))  # the prefix cache has `width` rows
-        # phase 1: each question up to (not including) its last token
-        questions = [ids[i][0][shared : starts[i] - 1] for i in rows]
-        q_width = max(map(len, questions))
-        cache = copy.deepcopy(prefix_cache) if prefix_cache is not None else None
-        q_mask = torch.zeros((width, q_width), dtype=torch.long)
-        if q_width:
-            x, q_mask = _padded(questions, q_width, pad)
-            positions = shared + torch.arange(q_width).expand(width, -1)
-            mask = torch.cat([torch.ones((width, shared), dtype=torch.long), q_mask], 1)
-            cache = model(
-                input_ids=x.to(dev),
-                attention_mask=mask.to(dev),
-                position_ids=positions.to(dev),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            ).past_key_values
-        # phase 2: one row per answer, branching each question's cache
-        answers = [ids[i][j][starts[i] - 1 :] for i in rows for j in range(n_answers)]
-        a_width = max(map(len, answers))
-        x, a_mask = _padded(answers, a_width, pad)
-        positions = torch.tensor([starts[i] - 1 for i in rows for _ in range(n_answers)])
-        positions = positions[:, None] + torch.arange(a_width)
-        past_mask = torch.cat([torch.ones((width, shared), dtype=torch.long), q_mask], 1)
-        mask = torch.cat([past_mask.repeat_interleave(n_answers, 0), a_mask], 1)
-        if cache is not None:
-            cache.batch_repeat_interleave(n_answers)
-        logits = model(
-            input_ids=x.to(dev),
-            attention_mask=mask.to(dev),
-            position_ids=positions.to(dev),
-            past_key_values=cache,
-            use_cache=cache is not None,
-        ).logits
-        logp = torch.log_softmax(logits.float(), -1)
-        for r, i in enumerate(chunk):
-            for j in range(n_answers):
-                row = r * n_answers + j
-                target = ids[i][j][starts[i] :]
-                pos = torch.arange(len(target))
-                scores[i, j] = float(logp[row, pos, torch.tensor(target)].sum())
     return scores

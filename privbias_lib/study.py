@@ -39,6 +39,7 @@ from .tables import write_results, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+FIGURES_FILE = "figures.json"  # each saved figure's caption (the book numbers and shows them)
 
 
 class Study:
@@ -231,6 +232,8 @@ class StudyRun:
         self.timer = Timer()
         self.data: Any = None
         self.records: list[dict] = []
+        self.captions: dict[str, str] = {}
+        self.log = _route_logging(self.out / LOG_FILE)
         _notebook_style()
 
     def load_data(self) -> Any:
@@ -249,11 +252,26 @@ class StudyRun:
         with self.timer("results"):
             return self.study.tidy(self.params, self.data, records)
 
-    def save_figure(self, fig: Any, name: str) -> Path:
+    def save_figure(self, fig: Any, name: str, caption: str) -> Path:
+        """Save a figure (PNG and its data) with the caption the book prints under it."""
+        from ._io import write_json_atomic
+
+        self.captions[name] = caption
+        write_json_atomic(self.out / FIGURES_FILE, self.captions)
         return save_figure(fig, self.out, name)
 
     def save_table(self, frame: pd.DataFrame, name: str, *, index: bool = True) -> Path:
         return write_table(frame, self.out / name, index=index)
+
+    def verdicts(self, verdicts: list) -> Any:
+        """Save the run's verdicts (``verdicts.json``; the book shows them at the top of the
+        chapter) and return the verdict box for the notebook to display."""
+        from IPython.display import HTML
+
+        from .verdicts import save_verdicts, verdict_html
+
+        save_verdicts(verdicts, self.out)
+        return HTML(verdict_html(verdicts, f"Verdict: {self.study.title}"))
 
     def finish(self, results: pd.DataFrame, **extra: Any) -> Path:
         """Write ``results.csv`` and, last, ``manifest.json`` (listing every file)."""
@@ -314,6 +332,28 @@ def _library_version() -> str:
     from . import __version__
 
     return __version__
+
+
+LOG_FILE = "privbias.log"
+
+
+def _route_logging(target: Path) -> Path:
+    """The library's log records and Python warnings go to ``target``, not to the cell's
+    output (a notebook's page shows results, not conversion notices and library warnings)."""
+    import logging
+
+    handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logging.captureWarnings(True)
+    for name in ("privbias_lib", "py.warnings"):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, "_privbias", False)]:
+            logger.removeHandler(old)
+        handler._privbias = True  # replaced, not added twice, when a notebook re-runs
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return target
 
 
 def _notebook_style() -> None:

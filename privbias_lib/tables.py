@@ -51,3 +51,38 @@ def readable_number(value: Any) -> str:
 
 def _caption_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def show(frame: pd.DataFrame, caption: str, *, precision: int = 3, transpose: bool = False):
+    """A table for the page: a caption, integers as integers, missing values as "—", one
+    precision for every other number, and long text wrapped (never cut with "…")."""
+    frame = frame.T if transpose else frame
+    styler = frame.style.set_caption(caption).format(lambda v: _cell(v, precision), na_rep="—")
+    for axis in (0, 1):  # labels: a float as written (0.05, not 0.050)
+        styler = styler.format_index(_label, axis=axis)
+    return styler.set_table_styles(
+        [
+            {"selector": "caption", "props": "caption-side: top; text-align: left;"},
+            {"selector": "td, th", "props": "white-space: normal; overflow-wrap: anywhere;"},
+        ]
+    )
+
+
+def _cell(value: Any, precision: int) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, numbers.Real):
+        if float(value).is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+        return f"{value:.{precision}f}" if abs(value) >= 10**-precision else f"{value:.2g}"
+    return str(value)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float):
+        return "—" if value != value else f"{value:g}"
+    return str(value)

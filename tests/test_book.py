@@ -78,3 +78,24 @@ def test_every_other_page_is_built(smoke_book):
 def test_the_book_refuses_studies_without_a_finished_run(tmp_path):
     with pytest.raises(BookError, match="no finished 'smoke' run"):
         stage("smoke", tmp_path / "no-runs", tmp_path / "book")
+
+
+def test_every_page_reads_offline_in_chromium(smoke_book):
+    """Issue 22: no request to any outside host, no console error, no broken image, no
+    untypeset LaTeX; every study shows its verdict twice and its provenance."""
+    from browser import browser, read_page, served
+
+    html, _ = smoke_book
+    pages = [*(f"{p}.html" for p in PAGES), *(f"studies/{k}.html" for k in STUDIES)]
+    with served(html) as base, browser() as b:
+        for name in ["index.html", *pages]:
+            report = read_page(b, f"{base}/{name}")
+            assert not report.outside, (name, report.outside)
+            assert not report.errors, (name, report.errors)
+            assert not report.broken_images, (name, report.broken_images)
+            assert not report.raw_latex, (name, report.raw_latex)
+            if name.startswith("studies/"):
+                assert report.text.count("Verdict of this run") == 1
+                assert "Verdict: " in report.text  # restated after the results
+                assert "Provenance of this page" in report.text
+                assert "Traceback" not in report.text and "WARNING" not in report.text

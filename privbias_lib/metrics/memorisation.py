@@ -19,7 +19,6 @@ mean loss (and perplexity) on the test texts' non-sensitive tokens.
 
 from __future__ import annotations
 
-import copy
 import math
 import zlib
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import pandas as pd
 import torch
 from scipy.stats import norm
 
+from ..scoring import common_prefix_length, continuation_logprobs
 from .bias import mwu_fraction
 
 CATEGORIES = ("sensitive", "non_sensitive")
@@ -40,16 +40,6 @@ def logprobs_from_logits(logits: torch.Tensor, input_ids: torch.Tensor) -> torch
     a ``[B, T-1]`` tensor (float32 log-softmax)."""
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-
-
-def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
-    """How many leading tokens every sequence shares."""
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return n
 
 
 def _device(model, device):
@@ -239,9 +229,10 @@ def candidate_logprobs(
     shared by all (the tokens common to every candidate's tokenisation are not scored),
     so ranking by it is ranking by the full text's likelihood.
 
-    Candidates are scored through a trie of their token sequences: one forward step per
-    distinct proper token prefix (1 + 10 + 100 + 1000 steps for every 4-digit string
-    instead of 10,000 sequences), reusing the key/value cache of the shared context."""
+    Candidates are scored through a prefix tree of their token sequences
+    (:func:`privbias_lib.scoring.continuation_logprobs`): the shared context runs once and
+    each distinct proper token prefix once on its parent's key/value cache (1 + 10 + 100 +
+    1000 tokens for every 4-digit string instead of 10,000 sequences)."""
     candidates = list(candidates)
     if not candidates:
         raise ValueError("no candidates")
@@ -252,44 +243,7 @@ def candidate_logprobs(
             "the candidates share no leading token: give a non-empty prefix (or a tokenizer "
             "that adds a BOS token)"
         )
-    context, tails = ids[0][:m], [tuple(x[m:]) for x in ids]
-    children: dict[tuple, set[int]] = {}
-    for tail in tails:
-        for j in range(len(tail)):
-            children.setdefault(tail[:j], set()).add(tail[j])
-    dev = _device(model, device)
-    was = model.training
-    model.eval()
-    logp: dict[tuple[tuple, int], float] = {}
-
-    def keep(nodes, rows):
-        for node, row in zip(nodes, rows, strict=False):
-            for tok in children[node]:
-                logp[(node, tok)] = float(row[tok])
-
-    ctx = torch.tensor([context], device=dev)
-    first = model(input_ids=ctx, use_cache=True)
-    keep([()], torch.log_softmax(first.logits[:, -1].float(), -1).cpu())
-    by_depth: dict[int, list[tuple]] = {}
-    for node in children:
-        if node:
-            by_depth.setdefault(len(node), []).append(node)
-    if by_depth:
-        width = min(batch_size, max(len(v) for v in by_depth.values()))
-        prefix_cache = model(input_ids=ctx.expand(width, -1), use_cache=True).past_key_values
-        for depth in sorted(by_depth):
-            nodes = by_depth[depth]
-            for start in range(0, len(nodes), width):
-                chunk = nodes[start : start + width]
-                rows = chunk + [chunk[0]] * (width - len(chunk))  # the cache has `width` rows
-                out = model(
-                    input_ids=torch.tensor(rows, device=dev),
-                    past_key_values=copy.deepcopy(prefix_cache),
-                    use_cache=True,
-                )
-                keep(chunk, torch.log_softmax(out.logits[: len(chunk), -1].float(), -1).cpu())
-    model.train(was)
-    return np.array([sum(logp[(t[:j], t[j])] for j in range(len(t))) for t in tails])
+    return continuation_logprobs(model, ids, [m] * len(ids), batch_size=batch_size, device=device)
 
 
 # --- membership inference -------------------------------------------------------------------

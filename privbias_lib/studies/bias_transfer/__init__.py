@@ -15,6 +15,7 @@ from .params import INTRINSIC, PAPER_CLAIMS, BiasTransferParams
 from .results import measures, osb_frame, summary_table, summary_views
 from .runs import intrinsic_scores, plan, prompted_scores
 from .study import STUDY
+from .verdict import verdicts
 
 __all__ = [
     "INTRINSIC",
@@ -32,4 +33,5 @@ __all__ = [
     "prompted_scores",
     "summary_table",
     "summary_views",
+    "verdicts",
 ]

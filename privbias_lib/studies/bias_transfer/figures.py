@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...figures import attach
+from ...figures import attach, nothing_to_show
 from .params import BiasTransferParams
 from .results import osb_frame
 
@@ -41,25 +41,48 @@ def plot_scatter(results: pd.DataFrame, conditions: list[str]):
 
 
 def plot_sweep(results: pd.DataFrame, params: BiasTransferParams):
-    """Correlation with intrinsic bias and A-SB against the number of shots, per share of
-    pro-stereotypical examples (zero-shot as 0)."""
+    """Correlation with intrinsic bias (with its 95% BCa interval) and A-SB against the
+    number of shots, per share of pro-stereotypical examples (zero-shot at 0): one row per
+    model."""
+    import matplotlib.pyplot as plt
     import seaborn as sns
 
     conds = {c.name: c for c in params.all_conditions() if c.instruction is None}
-    part = results[
-        results.condition.isin(conds)
-        & (results.subgroup == "all")
-        & results.metric.isin(["spearman", "a_sb"])
-    ].copy()
-    part["shots"] = part.condition.map(lambda c: conds[c].shots)
-    part["pro share"] = part.condition.map(
+    wide = results[results.condition.isin(conds) & (results.subgroup == "all")].pivot_table(
+        index=["model", "condition"], columns="metric", values="value", sort=False
+    )
+    if wide.empty:
+        return nothing_to_show(
+            "no condition without an instruction in this run: nothing to plot against shots"
+        )
+    frame = wide.reset_index()
+    for col in ("spearman", "spearman_ci_low", "spearman_ci_high", "a_sb"):
+        if col not in frame:
+            frame[col] = float("nan")
+    frame["shots"] = frame.condition.map(lambda c: conds[c].shots)
+    frame["pro share"] = frame.condition.map(
         lambda c: "zero-shot" if conds[c].shots == 0 else f"{conds[c].pro_share:.0%}"
     )
-    part["metric"] = part.metric.map({"spearman": "Spearman vs intrinsic", "a_sb": "A-SB"})
-    grid = sns.relplot(
-        data=part, x="shots", y="value", hue="pro share", col="metric", row="model",
-        kind="line", marker="o", height=2.8, aspect=1.4, facet_kws={"sharey": False},
-    )  # fmt: skip
-    grid.set_titles(template="{row_name}\n{col_name}", size=9)
-    grid.set_axis_labels("solved examples (shots)", "")
-    return grid
+    columns = ["model", "condition", "shots", "pro share", "spearman", "spearman_ci_low",
+               "spearman_ci_high", "a_sb"]  # fmt: skip
+    frame = frame[columns].sort_values(["model", "pro share", "shots"])
+    models, shares = list(dict.fromkeys(frame.model)), list(dict.fromkeys(frame["pro share"]))
+    palette = dict(zip(shares, sns.color_palette("colorblind", len(shares)), strict=True))
+    fig, axes = plt.subplots(len(models), 2, figsize=(9, 2.9 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        part = frame[frame.model == model]
+        for share, line in part.groupby("pro share", sort=False):
+            kw = {"color": palette[share], "marker": "o", "label": share}
+            low = (line.spearman - line.spearman_ci_low).clip(lower=0)
+            high = (line.spearman_ci_high - line.spearman).clip(lower=0)
+            axes[row, 0].errorbar(line.shots, line.spearman, yerr=[low, high], capsize=3, **kw)
+            axes[row, 1].plot(line.shots, line.a_sb, **kw)
+        axes[row, 0].set_ylabel("Spearman rho with intrinsic O-SB\n(95% BCa interval)")
+        axes[row, 1].set_ylabel("A-SB (mean |O-SB|)")
+        axes[row, 0].axhline(0, color="grey", lw=0.5)
+        for ax in axes[row]:
+            ax.set_title(model, fontsize=10)
+            ax.set_xlabel("solved examples (shots)")
+    axes[0, 1].legend(title="pro-stereotypical share", fontsize=9, title_fontsize=9)
+    fig.tight_layout()
+    return attach(fig, frame)

@@ -26,6 +26,7 @@ from .results import (
 )
 from .runs import DISTRIBUTION, NON_PRIVATE, SWEEP, plan, plan_runs, train_and_score, train_config
 from .study import STUDY
+from .verdict import verdicts
 
 __all__ = [
     "ACCOUNTANTS",
@@ -63,4 +64,5 @@ __all__ = [
     "summary_table",
     "train_and_score",
     "train_config",
+    "verdicts",
 ]

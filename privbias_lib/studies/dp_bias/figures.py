@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ...figures import nothing_to_show
 from ...metrics import AUC_METRICS
 from .results import GAP_METRICS, epsilon_order
 from .runs import DISTRIBUTION, SWEEP
+
+
+def _defined(rows: pd.DataFrame, column: str, metrics) -> tuple[pd.DataFrame, list[str]]:
+    """The rows with a value, and the metrics that have one (a metric undefined in every
+    run — BPSN and BNSP without background examples — gets no empty panel)."""
+    rows = rows.dropna(subset=[column])
+    return rows, [m for m in metrics if m in set(rows.metric)]
 
 
 def plot_metrics_vs_epsilon(results: pd.DataFrame):
@@ -14,10 +22,13 @@ def plot_metrics_vs_epsilon(results: pd.DataFrame):
     import seaborn as sns
 
     rows = results[(results.experiment == SWEEP) & results.metric.isin(AUC_METRICS)]
+    rows, metrics = _defined(rows, "value", AUC_METRICS)
+    if not metrics:
+        return nothing_to_show("no AUC metric is defined in this run (see 'reason' in results)")
     order = epsilon_order(rows.epsilon.unique())
     grid = sns.catplot(
         data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
-        order=order, col_order=list(AUC_METRICS), errorbar="sd", dodge=0.4, height=3.4,
+        order=order, col_order=metrics, errorbar="sd", dodge=0.4, height=3.4,
         aspect=1.1, markersize=4, linewidth=1.2,
     )  # fmt: skip
     grid.set_axis_labels("epsilon (none = non-private)", "AUC")
@@ -30,9 +41,15 @@ def plot_dp_change(changes: pd.DataFrame):
     import seaborn as sns
 
     rows = changes[(changes.experiment == SWEEP) & changes.metric.isin(AUC_METRICS)]
+    rows, metrics = _defined(rows, "change", AUC_METRICS)
+    if not metrics:
+        return nothing_to_show(
+            "no DP-induced change to show: it needs a non-private run (INCLUDE_NON_PRIVATE) "
+            "and metrics defined in both"
+        )
     grid = sns.catplot(
         data=rows, x="epsilon", y="change", hue="subgroup", col="metric", kind="bar",
-        order=epsilon_order(rows.epsilon.unique()), col_order=list(AUC_METRICS),
+        order=epsilon_order(rows.epsilon.unique()), col_order=metrics,
         errorbar="sd", height=3.4, aspect=1.1,
     )  # fmt: skip
     for ax in grid.axes.flat:
@@ -48,9 +65,12 @@ def plot_gaps(results: pd.DataFrame):
     import seaborn as sns
 
     rows = results[(results.experiment == SWEEP) & results.metric.isin(GAP_METRICS)]
+    rows, metrics = _defined(rows, "value", GAP_METRICS)
+    if not metrics:
+        return nothing_to_show("no gap is defined in this run (see 'reason' in results)")
     grid = sns.catplot(
         data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
-        order=epsilon_order(rows.epsilon.unique()), col_order=list(GAP_METRICS), col_wrap=3,
+        order=epsilon_order(rows.epsilon.unique()), col_order=metrics, col_wrap=3,
         errorbar="sd", dodge=0.4, height=3.2, aspect=1.1, markersize=4, linewidth=1.2,
         sharey=False,
     )  # fmt: skip
@@ -69,11 +89,11 @@ def plot_distribution(changes: pd.DataFrame, group: str):
         (changes.experiment == DISTRIBUTION)
         & (changes.subgroup == group)
         & changes.metric.isin(AUC_METRICS)
-    ]
+    ].assign(**{"positive rate in the group": lambda d: d.positive_rate.map("{:.0%}".format)})
     grid = sns.relplot(
-        data=rows, x="share", y="change", hue="positive_rate", col="metric", kind="line",
-        marker="o", errorbar="sd", col_order=list(AUC_METRICS), height=3.4, aspect=1.1,
-        palette="viridis",
+        data=rows, x="share", y="change", hue="positive rate in the group", col="metric",
+        kind="line", marker="o", errorbar="sd", col_order=list(AUC_METRICS), height=3.4,
+        aspect=1.1, palette="colorblind",
     )  # fmt: skip
     for ax in grid.axes.flat:
         ax.axhline(0, color="black", linewidth=0.8)

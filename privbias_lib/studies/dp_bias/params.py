@@ -94,17 +94,17 @@ class DPBiasParams(StudyParams):
         known = self.known_groups()
         if self.groups is not None and not set(self.groups) <= set(known):
             raise bad("GROUPS", self.groups, f"a subset of {known}")
-        if not self.include_non_private:
-            raise bad(
-                "INCLUDE_NON_PRIVATE",
-                self.include_non_private,
-                "True (the DP effect is measured against the non-private model)",
-            )
         if self.bootstrap == 1:
             raise bad("BOOTSTRAP", 1, "0 (no intervals) or at least 2 replicates")
         if self.dist_group is not None:
             if self.dist_group not in self.subgroups:
                 raise bad("DIST_GROUP", self.dist_group, f"one of {self.subgroups}")
+            if self.dataset == "redditbias" and self.subgroups == [self.dist_group]:
+                raise bad(
+                    "DIST_GROUP", self.dist_group,
+                    "None when GROUPS holds only that group (RedditBias has comments of the "
+                    "chosen groups only: the experiment needs comments outside it)",
+                )  # fmt: skip
             for name in ("dist_shares", "dist_positive_rates"):
                 if not getattr(self, name):
                     raise bad(name.upper(), getattr(self, name), "at least one entry")

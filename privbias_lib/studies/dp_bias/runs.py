@@ -56,7 +56,7 @@ def plan_runs(params: DPBiasParams) -> list[dict]:
     distribution experiment (non-private and DP at ``DIST_EPSILON`` per setting)."""
     runs = []
     for seed in params.seeds:
-        for eps in [None, *params.epsilons]:
+        for eps in [None] * params.include_non_private + list(params.epsilons):
             runs.append(
                 {
                     "experiment": SWEEP,

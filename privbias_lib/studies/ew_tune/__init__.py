@@ -29,6 +29,7 @@ from .params import AUDITOR, CALIBRATED, NON_PRIVATE, TASK_SIZES, EWTuneParams
 from .results import accuracy_table, tidy_results, training_rows
 from .runs import plan, plan_runs, train_and_evaluate, train_config, train_steps
 from .study import STUDY
+from .verdict import verdicts
 
 __all__ = [
     "ACCOUNTANT_NAMES",
@@ -64,4 +65,5 @@ __all__ = [
     "train_config",
     "train_steps",
     "training_rows",
+    "verdicts",
 ]

@@ -26,6 +26,8 @@ def plot_curves(curves: pd.DataFrame):
     import seaborn as sns
 
     tasks = list(dict.fromkeys(curves.task))
+    methods = list(dict.fromkeys(curves.method))
+    palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
     fig, axes = plt.subplots(len(tasks), 2, figsize=(9.5, 2.9 * len(tasks)), squeeze=False)
     for row, task in enumerate(tasks):
         for col, (curve, x) in enumerate([("vs steps", "steps"), ("vs sigma", "sigma")]):
@@ -33,8 +35,8 @@ def plot_curves(curves: pd.DataFrame):
             part = curves[(curves.task == task) & (curves.curve == curve)]
             sns.lineplot(
                 data=part, x=x, y="epsilon", hue="method", style="kind", markers=True,
-                dashes={"upper bound": "", "estimate": (3, 2)}, ax=ax,
-                legend=row == 0 and col == 1,
+                dashes={"upper bound": "", "estimate": (3, 2)}, ax=ax, palette=palette,
+                hue_order=methods, legend=row == 0 and col == 1, linewidth=1.4, alpha=0.85,
             )  # fmt: skip
             q, fixed = part.q.iloc[0], part.sigma.iloc[0] if x == "steps" else part.steps.iloc[0]
             what = "sigma" if x == "steps" else "T"
@@ -46,9 +48,17 @@ def plot_curves(curves: pd.DataFrame):
                 ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.xaxis.set_minor_formatter(mticker.NullFormatter())
                 ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    if axes[0, 1].get_legend() is not None:
-        sns.move_legend(axes[0, 1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
-    fig.tight_layout()
+    legend = axes[0, 1].get_legend()
+    if legend is not None:  # one legend under the figure, at the text's size
+        handles, labels = axes[0, 1].get_legend_handles_labels()
+        legend.remove()
+        fig.legend(
+            handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=10,
+            frameon=False, bbox_to_anchor=(0.5, 0),
+        )  # fmt: skip
+        fig.tight_layout(rect=(0, 0.05 + 0.02 * (len(labels) // 6), 1, 1))
+    else:
+        fig.tight_layout()
     return attach(fig, curves)
 
 
@@ -56,9 +66,10 @@ def plot_finetune_audit(finetune: pd.DataFrame):
     """Edgeworth's under-count (PLD epsilon at its sigma vs the target) against steps."""
     import seaborn as sns
 
+    frame = finetune.assign(**{"target epsilon": finetune.target.map("{:g}".format)})
     grid = sns.relplot(
-        data=finetune, x="steps", y="relative_error", hue="target", col="q", kind="line",
-        marker="o", height=3.4, aspect=1.2, palette="viridis",
+        data=frame, x="steps", y="relative_error", hue="target epsilon", col="q", kind="line",
+        marker="o", height=3.4, aspect=1.2, palette="colorblind",
     )  # fmt: skip
     for ax in grid.axes.flat:
         ax.set_xscale("log")

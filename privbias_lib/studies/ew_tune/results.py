@@ -139,7 +139,7 @@ def tidy_results(
                         + " delta="
                         + d.delta.astype(str)
                         + " target="
-                        + d.target.astype(str)
+                        + d.target.map("{:g}".format)  # 8, not 8.0, however it was written
                     ),
                     method=method,
                     metric=metric,

@@ -23,6 +23,7 @@ from .results import (
 )
 from .runs import BaseScores, measure, plan, plan_runs, score_model, train_and_measure, train_config
 from .study import STUDY
+from .verdict import verdicts
 
 __all__ = [
     "BASE",
@@ -52,5 +53,6 @@ __all__ = [
     "tidy_results",
     "train_and_measure",
     "train_config",
+    "verdicts",
     "write_tables",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...figures import attach
+from ...figures import attach, label_points, nothing_to_show
 from .params import BASE, METHOD_LABELS, METHODS, SPLIT_LABELS
 
 
@@ -41,7 +41,8 @@ def plot_privacy_utility(table: pd.DataFrame, results: pd.DataFrame):
                 lw=1,
                 alpha=0.6,
             )
-        for i, (label, row) in enumerate(part.iterrows()):
+        names, xs, ys = [], [], []
+        for label, row in part.iterrows():
             if label == BASE:
                 continue
             method = _method_of(label)
@@ -54,9 +55,11 @@ def plot_privacy_utility(table: pd.DataFrame, results: pd.DataFrame):
                 color=palette[method],
                 capsize=3,
             )
-            offset = (5, 4) if i % 2 else (5, -11)  # neighbours' labels alternate up and down
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+            names.append(label)
+            xs.append(x)
+            ys.append(y)
         ax.axhline(0, color="grey", lw=0.5)
+        label_points(ax, xs, ys, names)
         ax.set_xlabel("utility: test loss on non-sensitive tokens (nats, lower is better)")
         ax.set_ylabel("privacy leakage (nats/token, lower is better)")
         ax.set_title(model)
@@ -65,7 +68,7 @@ def plot_privacy_utility(table: pd.DataFrame, results: pd.DataFrame):
         for m in METHODS
     ]
     handles.append(plt.Line2D([], [], marker="x", ls="", color="black", label="base model"))
-    axes[0][-1].legend(handles=handles, fontsize=8, loc="best")
+    axes[0][-1].legend(handles=handles, fontsize=9, loc="best")
     fig.tight_layout()
     points = table.reset_index()[
         ["model", "label", "utility: test loss (non-sensitive)", "leakage (nats/token)",
@@ -110,6 +113,8 @@ def plot_exposure(results: pd.DataFrame):
     import seaborn as sns
 
     part = results[(results.metric == "exposure") & results.subgroup.str.startswith("canary/")]
+    if part.empty:
+        return nothing_to_show("no canary in this run (CANARY_REPEATS is empty): no exposure")
     part = part.assign(repeats=part.subgroup.str[7:-1].astype(int))
     grid = sns.relplot(
         data=part,

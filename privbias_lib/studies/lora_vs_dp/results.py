@@ -136,17 +136,37 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+CLAIM_COLUMNS = [
+    "model", "LoRA", "leakage full FT", "leakage DP full", "leakage LoRA",
+    "share of full FT's excess leakage LoRA removes", "LoRA ≈ DP on privacy",
+    "not compared because",
+]  # fmt: skip
+
+
 def claim_check(table: pd.DataFrame, tolerance: float = 0.25) -> pd.DataFrame:
     """Per model: does "LoRA ≈ DP on privacy" hold? Each LoRA rank's leakage is compared
     with DP full's; it holds when the difference is at most ``tolerance`` times full
-    fine-tuning's leakage (the gap DP closes), i.e. LoRA closes at least 75% of that gap."""
+    fine-tuning's leakage (the gap DP closes), i.e. LoRA closes at least 75% of that gap.
+    A model whose run lacks one of the three methods gets one row saying which."""
     rows = []
     for model, part in table.groupby(level="model", sort=False):
         leak = part["leakage (nats/token)"].droplevel("model")
-        if "full" not in leak or "dp_full" not in leak:
+        loras = [lbl for lbl in leak.index if lbl.startswith("lora")]
+        needed = {"full fine-tuning": "full" in leak, "DP full": "dp_full" in leak}
+        needed["LoRA"] = bool(loras)
+        missing = [name for name, present in needed.items() if not present]
+        if missing:
+            rows.append(
+                {
+                    "model": model,
+                    "LoRA": ", ".join(loras) or "—",
+                    "not compared because": f"no {' and no '.join(missing)} in this run: the "
+                    "comparison needs full fine-tuning, DP full and LoRA",
+                }
+            )
             continue
         full, dp = leak["full"], leak["dp_full"]
-        for label in [lbl for lbl in leak.index if lbl.startswith("lora")]:
+        for label in loras:
             gap = full - dp
             closed = (full - leak[label]) / gap if gap > 0 else math.nan
             rows.append(
@@ -160,9 +180,12 @@ def claim_check(table: pd.DataFrame, tolerance: float = 0.25) -> pd.DataFrame:
                     "LoRA ≈ DP on privacy": bool(closed >= 1 - tolerance)
                     if not math.isnan(closed)
                     else None,
+                    "not compared because": ""
+                    if not math.isnan(closed)
+                    else "full fine-tuning leaks no more than DP full: no gap to close",
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
 def write_tables(output_dir, table: pd.DataFrame, claims: pd.DataFrame) -> list[Path]:
@@ -201,6 +224,11 @@ def describe_findings(table: pd.DataFrame, claims: pd.DataFrame) -> str:
         for _, row in claims[claims.model == model].iterrows():
             share = row["share of full FT's excess leakage LoRA removes"]
             verdict = row["LoRA ≈ DP on privacy"]
+            if row["not compared because"]:
+                lines.append(
+                    f"  'LoRA ≈ DP on privacy' not assessed: {row['not compared because']}"
+                )
+                continue
             lines.append(
                 f"  {row['LoRA']} removes {share:.0%} of full fine-tuning's excess leakage over"
                 f" DP full: 'LoRA ≈ DP on privacy' {'holds' if verdict else 'does not hold'}"
