@@ -143,7 +143,10 @@ class Study:
             return data.describe()
         return {"sha256": None if data is None else self.data_fingerprint(params, data)}
 
-    def plan(self, params: StudyParams, data: Any) -> list[Run]:
+    def plan(self, params: StudyParams, data: Any, done: dict[str, dict]) -> list[Run]:
+        """The runs, in order. ``done`` maps the names of the runs finished so far to their
+        payloads: a plan may grow once some are done (tuning: the final runs follow from
+        the trials), and is asked again until it stops growing."""
         raise NotImplementedError
 
     def context(self, params: StudyParams, data: Any) -> Any:
@@ -179,7 +182,6 @@ class Study:
             "environment": run_environment(getattr(params, "device", None)),
         }
         context = None
-        runs = self.plan(params, data)
 
         def compute(run: Run) -> dict:
             nonlocal context
@@ -187,14 +189,22 @@ class Study:
                 context = self.context(params, data) or False
             return self.compute(params, data, run, context or None)
 
-        return execute_plan(
-            runs,
-            compute,
-            store,
-            common=common,
-            fingerprint=lambda name: model_fingerprint(name)["sha256"],
-            task=f"study {self.number} runs",
-        )
+        done: dict[str, dict] = {}
+        for phase in range(1, 1000):
+            runs = self.plan(params, data, done)
+            new = [r for r in runs if r.name not in done]
+            if not new:
+                return [done[r.name] for r in runs]
+            payloads = execute_plan(
+                new,
+                compute,
+                store,
+                common=common,
+                fingerprint=lambda name: model_fingerprint(name)["sha256"],
+                task=f"study {self.number} runs" + (f" (part {phase})" if phase > 1 else ""),
+            )
+            done.update(zip((r.name for r in new), payloads, strict=True))
+        raise RuntimeError(f"{self.key}: the plan kept growing")
 
     def start(self, namespace: Mapping[str, Any]) -> StudyRun:
         """Begin a notebook run: the parameters from ``namespace`` (the notebook's

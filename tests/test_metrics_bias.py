@@ -247,3 +247,26 @@ def test_bootstrap_interval_is_nan_with_a_reason_when_mostly_undefined():
     assert row("neg_only", "bpsn_auc").reason == "" and row("neg_only", "bpsn_auc").n_boot == 50
     r = row("rare", "subgroup_auc")
     assert r.n_boot < 25 and np.isnan(r.lower) and "of 50 bootstrap replicates" in r.reason
+
+
+def test_the_aeg_sign_convention_and_the_reference_codes_two_scipy_readings():
+    """Borkan et al.: a positive AEG means the subgroup's examples score lower. The paper's
+    reference line gives that sign only under SciPy < 1.7 (the statistic was the U of the
+    second sample); SciPy >= 1.7 returns the U of the first, flipping it."""
+    from scipy.stats import mannwhitneyu
+
+    from privbias_lib.metrics.bias import aeg_reference_code
+
+    subgroup, background = np.array([0.1, 0.2]), np.array([0.5, 0.6, 0.7])
+    labels = np.ones(5, int)
+    scores = np.concatenate([subgroup, background])
+    groups = {"g": np.array([True, True, False, False, False])}
+    ours = bias_metrics(labels, scores, groups).set_index(["subgroup", "metric"]).value
+    # by hand: no subgroup positive outscores a background one, MWU(g, bg) = 0, AEG = 1/2
+    assert ours["g", "positive_aeg"] == 0.5
+    # the installed SciPy (>= 1.7): the statistic is the U of the first sample, 6 of 6 pairs
+    assert mannwhitneyu(background, subgroup, alternative="less").statistic == 6
+    assert aeg_reference_code(subgroup, background, scipy_before_1_7=True) == 0.5
+    assert aeg_reference_code(subgroup, background, scipy_before_1_7=False) == -0.5
+    tied = aeg_reference_code([0.3, 0.6], [0.3, 0.6], scipy_before_1_7=False)
+    assert tied == 0.0  # ties count 1/2 either way

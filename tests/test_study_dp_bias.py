@@ -119,7 +119,10 @@ def test_notebook_is_committed_without_outputs():
         ({"DIST_SHARES": [1.2]}, "less than or equal to 0.95"),
         ({"ACCOUNTANT": "moments"}, "'pld', 'prv', 'rdp'"),
         ({"BOUND_ACCOUNTANT": "edgeworth"}, "'pld', 'prv' or 'rdp'"),
-        ({"INCLUDE_NON_PRIVATE": False}, "measured against the non-private model"),
+        ({"TUNING_GRID": {"EPOCHS": [1.5]}}, "whole numbers for EPOCHS"),
+        ({"TUNING_GRID": {"DROPOUT": [0.1]}}, "'LEARNING_RATE', 'BATCH_SIZE', 'EPOCHS'"),
+        ({"RECIPES": ["tuned", "tuned"]}, "appears twice"),
+        ({"TUNING_TRIALS": 0.5}, "greater than or equal to 1"),
         ({"DATA_SOURCE": "some/hub-id"}, "None for the offline RedditBias"),
         ({"EPOCHS": 0}, "greater than or equal to 1"),
         ({"EPOCHS": 2.0}, "valid integer"),
@@ -244,7 +247,8 @@ def test_paper_summary_is_the_jigsaw_formula_by_hand():
 def test_run_key_of_sweep_runs_ignores_the_distribution_settings():
     a = smoke_params(STUDY)
     b = smoke_params(STUDY, DIST_TRAIN_SIZE=200)
-    sweep_a, sweep_b = dp_bias.plan(a)[0], dp_bias.plan(b)[0]
+    first_sweep = lambda plan: next(r for r in plan if r.spec["experiment"] == dp_bias.SWEEP)  # noqa: E731
+    sweep_a, sweep_b = first_sweep(dp_bias.plan(a)), first_sweep(dp_bias.plan(b))
     dist_a, dist_b = dp_bias.plan(a)[-1], dp_bias.plan(b)[-1]
     assert sweep_a.spec["experiment"] == dp_bias.SWEEP
     assert dist_a.spec["experiment"] == dp_bias.DISTRIBUTION
@@ -449,3 +453,70 @@ def test_rerun_resumes_from_finished_runs_with_identical_results(smoke_run, tmp_
 @pytest.mark.notebook
 def test_a_bad_parameter_stops_the_notebook_in_its_first_cells(tmp_path):
     assert_bad_parameter_stops_early(STUDY, {"EPSILONS": [-1]}, tmp_path)
+
+
+# --- issue 18: the tuned recipe, its privacy cost, and a fair threshold --------------------
+
+
+def test_the_search_is_drawn_reproducibly_from_the_grid_for_each_epsilon():
+    params = smoke_params(dp_bias.STUDY, TUNING_TRIALS=4.0)
+    first = {e: dp_bias.trial_settings(params, e) for e in (1.0, 8.0)}
+    assert first == {e: dp_bias.trial_settings(params, e) for e in (1.0, 8.0)}
+    for settings in first.values():
+        assert len(settings) >= 1
+        for s in settings:
+            for name, value in s.items():
+                assert value in params.tuning_grid[name]
+    other = smoke_params(dp_bias.STUDY, TUNING_TRIALS=4.0, TUNING_SEED=7)
+    assert [dp_bias.trial_settings(other, e) for e in (1.0, 8.0)] != list(first.values())
+    # the number of trials is geometric with the stated mean (over many epsilons)
+    counts = [len(dp_bias.trial_settings(params, e / 100)) for e in range(1, 2001)]
+    assert np.mean(counts) == pytest.approx(4.0, rel=0.1) and min(counts) == 1
+
+
+def test_the_final_runs_follow_the_best_trial_once_every_trial_is_done():
+    params = smoke_params(dp_bias.STUDY, SEEDS=[0, 1], TUNING_TRIALS=3.0, DIST_GROUP=None)
+    before = dp_bias.plan_runs(params)
+    trials = [r for r in before if r["experiment"] == dp_bias.TUNING]
+    assert trials and not any(r["run"].startswith("tuned/") for r in before)
+    done = {t["run"]: {**t, "val_auc": 0.6 + 0.01 * i} for i, t in enumerate(trials)}
+    after = dp_bias.plan_runs(params, done)
+    finals = [r for r in after if r["run"].startswith("tuned/")]
+    assert [f["seed"] for f in finals] == [1, 1]  # seed 0 is the tuning seed: its trial
+    for eps in params.epsilons:
+        mine = [done[t["run"]] for t in trials if t["epsilon"] == eps]
+        best = max(mine, key=lambda t: t["val_auc"])
+        final = next(f for f in finals if f["epsilon"] == eps)
+        assert final["hyper"] == best["hyper"] and final["recipe"] == dp_bias.TUNED_RECIPE
+        config = dp_bias.train_config(params, eps, 1, final["hyper"])
+        assert config.learning_rate == best["hyper"]["LEARNING_RATE"]
+        assert config.validation_metric == "auc"
+
+
+def test_the_fair_threshold_matches_the_validation_positive_rate():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.55, 0.52, 0.51, 0.3])
+    labels = np.array([1, 0, 1, 0, 0, 0, 0, 0])  # 2 of 8 positive
+    cut = dp_bias.val_rate_threshold(scores, labels)
+    assert cut == 0.8 and (scores >= cut).sum() == 2
+    # a model with every score above 0.5: at 0.5 it calls all positive, at the fair one not
+    assert (scores >= 0.5).sum() == 7
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_smoke_run_has_both_recipes_the_tuning_cost_and_the_fair_threshold(smoke_run):
+    results = pd.read_csv(smoke_run / "results.csv")
+    sweep = results[results.experiment == dp_bias.SWEEP]
+    assert set(sweep.recipe) == {"shared", "tuned"}
+    tuned = sweep[sweep.recipe == "tuned"]
+    assert {"subgroup_auc", "bpsn_auc", "bnsp_auc"} <= set(tuned.metric)
+    costs = tuned[tuned.metric.str.startswith("tuning_epsilon")]
+    assert set(costs.metric) == {"tuning_epsilon_composed", "tuning_epsilon_search"}
+    assert costs.accountant.str.contains("upper bound").all()
+    own = tuned[tuned.metric == "epsilon"].set_index("run").value
+    for row in costs.itertuples():  # the procedure costs at least the model's own run
+        assert row.value >= own[row.run] - 1e-6
+    assert (results.metric == "parity_gap@val_rate").any()
+    assert (results.metric == "threshold@val_rate").any()
+    baseline = results[(results.experiment == "baseline") & (results.metric == "overall_auc")]
+    assert 0.5 < baseline.value.iloc[0] <= 1

@@ -8,7 +8,12 @@ positive class.
 - Subgroup AUC = AUC(D_g+ u D_g-), BPSN AUC = AUC(D_g- u D_bg+), BNSP AUC = AUC(D_g+ u D_bg-).
 - Positive AEG = ``1/2 - MWU(D_g+, D_bg+) / (|D_g+| |D_bg+|)``, negative AEG likewise on the
   negatives, with MWU(x, y) = #{x_i > y_j} + #{x_i = y_j} / 2. A positive AEG means the
-  subgroup's examples are scored *lower* than the background's of the same class.
+  subgroup's examples are scored *lower* than the background's of the same class (Borkan et
+  al.). Beware when comparing tools: the authors' reference code,
+  ``0.5 - mannwhitneyu(background, subgroup, alternative='less').statistic / (n_b n_s)``,
+  gave this sign under SciPy < 1.7, whose statistic was the U of the *second* sample, and the
+  opposite sign under SciPy >= 1.7, whose statistic is the U of the *first*
+  (:func:`aeg_reference_code` computes both).
 - At a threshold t (predicted positive when score >= t): the subgroup's and the
   background's positive rate, TPR and FPR, each over its own examples; parity gap =
   rate_g - rate_bg, equal-opportunity gap = TPR_g - TPR_bg, FPR gap = FPR_g - FPR_bg and
@@ -53,6 +58,20 @@ def mwu_fraction(x: np.ndarray, y: np.ndarray) -> float:
     ranks = rankdata(np.concatenate([x, y]))  # average ranks handle ties
     u = ranks[: len(x)].sum() - len(x) * (len(x) + 1) / 2
     return float(u / (len(x) * len(y)))
+
+
+def aeg_reference_code(subgroup, background, *, scipy_before_1_7: bool) -> float:
+    """The average equality gap as the paper's reference code computes it —
+    ``0.5 - mannwhitneyu(background, subgroup, alternative='less').statistic / (n_b n_s)`` —
+    with SciPy's statistic as it was before 1.7 (the U of the second sample: our sign) or
+    as it is since (the U of the first: the opposite sign)."""
+    from scipy.stats import mannwhitneyu
+
+    subgroup, background = np.asarray(subgroup, float), np.asarray(background, float)
+    pairs = len(subgroup) * len(background)
+    u_first = float(mannwhitneyu(background, subgroup, alternative="less").statistic)
+    u = pairs - u_first if scipy_before_1_7 else u_first
+    return 0.5 - u / pairs
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -19,7 +19,7 @@ class BiasTransfer(Study):
     def load_data(self, params: BiasTransferParams) -> StudyData:
         return data_.load_data(params)
 
-    def plan(self, params: BiasTransferParams, data: StudyData):
+    def plan(self, params: BiasTransferParams, data: StudyData, done: dict):
         return runs.plan(params)
 
     def context(self, params: BiasTransferParams, data: StudyData):

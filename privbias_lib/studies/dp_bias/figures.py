@@ -6,8 +6,9 @@ import pandas as pd
 
 from ...figures import nothing_to_show
 from ...metrics import AUC_METRICS
-from .results import GAP_METRICS, epsilon_order
-from .runs import DISTRIBUTION, SWEEP
+from ...metrics.bias import THRESHOLD_METRICS
+from .results import GAP_METRICS, epsilon_order, sweep_of
+from .runs import DISTRIBUTION, SHARED, SWEEP, TUNED_RECIPE
 
 
 def _defined(rows: pd.DataFrame, column: str, metrics) -> tuple[pd.DataFrame, list[str]]:
@@ -17,11 +18,13 @@ def _defined(rows: pd.DataFrame, column: str, metrics) -> tuple[pd.DataFrame, li
     return rows, [m for m in metrics if m in set(rows.metric)]
 
 
-def plot_metrics_vs_epsilon(results: pd.DataFrame):
-    """Each AUC metric against epsilon per subgroup; error bars: spread over seeds."""
+def plot_metrics_vs_epsilon(results: pd.DataFrame, recipe: str = SHARED):
+    """Each AUC metric against epsilon per subgroup under ``recipe``; error bars: spread
+    over seeds."""
     import seaborn as sns
 
-    rows = results[(results.experiment == SWEEP) & results.metric.isin(AUC_METRICS)]
+    sweep = sweep_of(results, recipe)
+    rows = sweep[sweep.metric.isin(AUC_METRICS)]
     rows, metrics = _defined(rows, "value", AUC_METRICS)
     if not metrics:
         return nothing_to_show("no AUC metric is defined in this run (see 'reason' in results)")
@@ -37,7 +40,8 @@ def plot_metrics_vs_epsilon(results: pd.DataFrame):
 
 
 def plot_dp_change(changes: pd.DataFrame):
-    """DP-induced change (DP minus non-private, same seed) per subgroup and epsilon."""
+    """DP-induced change (DP minus non-private, same seed) per subgroup and epsilon, one
+    row per recipe; bars: standard deviation over seeds."""
     import seaborn as sns
 
     rows = changes[(changes.experiment == SWEEP) & changes.metric.isin(AUC_METRICS)]
@@ -48,24 +52,28 @@ def plot_dp_change(changes: pd.DataFrame):
             "and metrics defined in both"
         )
     grid = sns.catplot(
-        data=rows, x="epsilon", y="change", hue="subgroup", col="metric", kind="bar",
-        order=epsilon_order(rows.epsilon.unique()), col_order=metrics,
-        errorbar="sd", height=3.4, aspect=1.1,
+        data=rows, x="epsilon", y="change", hue="subgroup", col="metric", row="recipe",
+        kind="bar", order=epsilon_order(rows.epsilon.unique()), col_order=metrics,
+        row_order=[r for r in (SHARED, TUNED_RECIPE) if r in set(rows.recipe)],
+        errorbar="sd", height=3.2, aspect=1.1, palette="colorblind",
     )  # fmt: skip
     for ax in grid.axes.flat:
         ax.axhline(0, color="black", linewidth=0.8)
     grid.set_axis_labels("epsilon", "change in AUC (DP - non-private)")
-    grid.set_titles("{col_name}")
+    grid.set_titles("{col_name}, {row_name} recipe")
     return grid
 
 
-def plot_gaps(results: pd.DataFrame):
-    """Threshold gaps (subgroup minus background, at the threshold) and average
-    equality gaps against epsilon per subgroup; error bars: spread over seeds."""
+def plot_gaps(results: pd.DataFrame, recipe: str = SHARED, threshold: str = ""):
+    """Threshold gaps (subgroup minus background, at the threshold; with ``threshold``
+    ``VAL_RATE`` at the validation positive rate's) and average equality gaps against
+    epsilon per subgroup under ``recipe``; error bars: spread over seeds."""
     import seaborn as sns
 
-    rows = results[(results.experiment == SWEEP) & results.metric.isin(GAP_METRICS)]
-    rows, metrics = _defined(rows, "value", GAP_METRICS)
+    names = [m + threshold if m in THRESHOLD_METRICS else m for m in GAP_METRICS]
+    sweep = sweep_of(results, recipe)
+    rows = sweep[sweep.metric.isin(names)]
+    rows, metrics = _defined(rows, "value", names)
     if not metrics:
         return nothing_to_show("no gap is defined in this run (see 'reason' in results)")
     grid = sns.catplot(

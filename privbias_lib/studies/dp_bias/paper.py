@@ -11,7 +11,7 @@ import pandas as pd
 from ...metrics import AUC_METRICS, power_mean
 from .params import DPBiasParams
 from .results import SUMMARY_METRICS, epsilon_order, epsilon_table
-from .runs import SWEEP
+from .runs import SHARED, SWEEP
 
 _PAPER_TABLES = {
     "jigsaw": (
@@ -57,7 +57,7 @@ def paper_results(dataset: str) -> pd.DataFrame:
 
 def paper_epsilon_table(dataset: str) -> pd.DataFrame:
     """The paper's table in the same layout as :func:`epsilon_table`."""
-    df = paper_results(dataset).assign(experiment=SWEEP)
+    df = paper_results(dataset).assign(experiment=SWEEP, recipe=SHARED)
     groups = _PAPER_TABLES[dataset][0]
     return epsilon_table(df, groups)
 

@@ -6,13 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ...params import Device, Distinct, PositiveNumber, Seed, Seeds, StudyParams, bad
+from ...params import Device, Distinct, Listing, PositiveNumber, Seed, Seeds, StudyParams, bad
 
 DATASETS = ("redditbias", "jigsaw", "measuring-hate-speech")
 SCHEDULERS = ("constant", "linear", "plateau")
 VALIDATION_METRICS = ("f1", "auc", "accuracy", "loss")
 ACCOUNTANTS = ("pld", "prv", "rdp", "edgeworth", "gdp", "prv-estimate")
 BOUND_ACCOUNTANTS = ("pld", "prv", "rdp")
+RECIPES = ("shared", "tuned")
+# what the tuned recipe searches over, and the type of each value
+TUNED = {"LEARNING_RATE": float, "BATCH_SIZE": int, "EPOCHS": int, "MAX_GRAD_NORM": float}
 
 Cap = Annotated[int, Field(ge=100)] | None
 Share = Annotated[float, Field(gt=0, le=0.95)]
@@ -71,6 +74,19 @@ class DPBiasParams(StudyParams):
     bootstrap: Annotated[int, Field(ge=0)] = Field(
         description="bootstrap replicates of the AUC intervals (0: none)"
     )
+    recipes: Listing[Literal[RECIPES]] = Field(
+        description="shared: every epsilon reuses the non-private recipe (as the paper); "
+        "tuned: per epsilon, a random search on the validation split"
+    )
+    tuning_grid: dict[Literal[tuple(TUNED)], Listing[PositiveNumber]] = Field(
+        description="the tuned recipe's search space: values of LEARNING_RATE, BATCH_SIZE, "
+        "EPOCHS and MAX_GRAD_NORM (one missing keeps the shared value)"
+    )
+    tuning_trials: Annotated[float, Field(ge=1)] = Field(
+        description="mean number of trials per epsilon; the number is drawn from a "
+        "geometric distribution (Papernot & Steinke's random search)"
+    )
+    tuning_seed: Seed = Field(description="seed of the trials and of their draw")
     dist_group: str | None = Field(
         description="group of the distribution experiment (None: skip it)"
     )
@@ -96,6 +112,11 @@ class DPBiasParams(StudyParams):
             raise bad("GROUPS", self.groups, f"a subset of {known}")
         if self.bootstrap == 1:
             raise bad("BOOTSTRAP", 1, "0 (no intervals) or at least 2 replicates")
+        for name, values in self.tuning_grid.items():
+            if TUNED[name] is int and any(float(v) != int(v) for v in values):
+                raise bad("TUNING_GRID", self.tuning_grid, f"whole numbers for {name}")
+            if name == "BATCH_SIZE" and min(values) < 2:
+                raise bad("TUNING_GRID", self.tuning_grid, "BATCH_SIZE values of at least 2")
         if self.dist_group is not None:
             if self.dist_group not in self.subgroups:
                 raise bad("DIST_GROUP", self.dist_group, f"one of {self.subgroups}")

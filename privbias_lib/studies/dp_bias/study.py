@@ -9,6 +9,7 @@ from ...models import check_top_layers
 from ...study import Study
 from . import data as data_
 from . import results, runs
+from .baseline import frozen_feature_baseline
 from .params import DPBiasParams
 
 
@@ -38,10 +39,12 @@ class DPBias(Study):
             "examples": data.split.value_counts().to_dict(),
         }
 
-    def plan(self, params: DPBiasParams, data: pd.DataFrame):
-        return runs.plan(params)
+    def plan(self, params: DPBiasParams, data: pd.DataFrame, done: dict):
+        return runs.plan(params, done)
 
     def compute(self, params, data, run, context) -> dict:
+        if run.spec["experiment"] == runs.BASELINE:
+            return {**run.spec, **frozen_feature_baseline(params, data)}
         return runs.train_and_score(params, run.spec, data)
 
     def tidy(self, params: DPBiasParams, data: pd.DataFrame, records: list[dict]):

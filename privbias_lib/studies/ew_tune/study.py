@@ -39,7 +39,7 @@ class EWTune(Study):
             "examples": data.split.value_counts().to_dict(),
         }
 
-    def plan(self, params: EWTuneParams, data: pd.DataFrame):
+    def plan(self, params: EWTuneParams, data: pd.DataFrame, done: dict):
         return runs.plan(params, int((data.split == "train").sum()))
 
     def compute(self, params, data, run, context) -> dict:

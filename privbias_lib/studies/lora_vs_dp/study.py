@@ -19,7 +19,7 @@ class LoraVsDp(Study):
     def load_data(self, params: LoraVsDpParams) -> StudyData:
         return data_.load_data(params)
 
-    def plan(self, params: LoraVsDpParams, data: StudyData):
+    def plan(self, params: LoraVsDpParams, data: StudyData, done: dict):
         return runs.plan(params)
 
     def context(self, params: LoraVsDpParams, data: StudyData):
