@@ -181,6 +181,29 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assignment(args: argparse.Namespace) -> int:
+    from .runner import find_study
+    from .teaching import make_assignment
+
+    study = find_study(args.study)
+    print(f"{study.key}: generating the student version with nbgrader ...", flush=True)
+    try:
+        paths = make_assignment(
+            study, args.output, grade_profile=args.grade_profile, overrides=_overrides(args)
+        )
+    except RuntimeError as e:  # nbgrader's own message
+        print(e, file=sys.stderr)
+        return 1
+    print(f"  instructor version (solutions, checks): {paths['instructor']}")
+    print(f"  student version (to release):           {paths['student']}")
+    print(f"  course folder, grading at the {args.grade_profile} profile: {paths['course']}")
+    print(
+        f"  then, in {paths['course']}: nbgrader zip_collect {study.key}; nbgrader autograde "
+        f"{study.key}; nbgrader generate_feedback {study.key}; nbgrader export"
+    )
+    return 0
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -414,6 +437,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--studies", nargs="+", metavar="STUDY", help="default: all four")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser(
+        "assignment",
+        help="a study notebook as an nbgrader assignment: student version, course folder",
+        description="Writes an nbgrader course folder: source/<study>/ (the instructor version: "
+        "the notebook with its solutions and checks), release/<study>/ (the student version: "
+        "solutions removed, hidden tests kept out) and nbgrader_config.py, which grades "
+        "submissions at --grade-profile (and -p/-f overrides) with nbgrader's commands.",
+    )
+    p.add_argument("study", help="01_dp_bias, ... (or 1-4, or dp_bias, ...)")
+    p.add_argument("--output", required=True, help="the course folder to write")
+    p.add_argument(
+        "--grade-profile", default="smoke", choices=PROFILES,
+        help="parameters the autograder runs submissions at (default smoke: seconds)",
+    )  # fmt: skip
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    p.add_argument("-f", "--param-file", action="append", metavar="YAML")
+    p.set_defaults(func=_cmd_assignment)
 
     p = sub.add_parser(
         "book", help="build the Jupyter Book from the executed notebooks (warnings are errors)"

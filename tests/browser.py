@@ -100,3 +100,20 @@ def read_page(b, url: str, *, width: int = 1400, screenshot: Path | None = None)
         page.screenshot(path=str(screenshot), full_page=True)
     page.close()
     return report
+
+
+def solution_folding(b, url: str, screenshot: Path | None = None) -> tuple[bool, bool]:
+    """(hidden before a click, shown after it) for the first folded solution on the page."""
+    page = b.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="networkidle")
+    solution = page.locator("div.solution.dropdown").first
+    body = solution.locator("section, div.cell").first
+    hidden = not body.is_visible()
+    solution.locator("button.toggle-button").first.click()
+    page.wait_for_timeout(600)
+    shown = body.is_visible()
+    if screenshot is not None:
+        solution.scroll_into_view_if_needed()
+        solution.screenshot(path=str(screenshot))
+    page.close()
+    return hidden, shown

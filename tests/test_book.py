@@ -99,3 +99,14 @@ def test_every_page_reads_offline_in_chromium(smoke_book):
                 assert "Verdict: " in report.text  # restated after the results
                 assert "Provenance of this page" in report.text
                 assert "Traceback" not in report.text and "WARNING" not in report.text
+                assert report.text.count("Exercise") >= 3
+
+
+def test_every_solution_is_folded_until_clicked(smoke_book):
+    from browser import browser, served, solution_folding
+
+    html, _ = smoke_book
+    with served(html) as base, browser() as b:
+        for key in STUDIES:
+            hidden, shown = solution_folding(b, f"{base}/studies/{key}.html")
+            assert hidden and shown, key

@@ -68,7 +68,7 @@ def test_a_study_run_writes_results_and_a_manifest_listing_every_file(tmp_path):
     run.save_table(results.assign(doubled=results.value * 2), "extra.csv", index=False)
     run.finish(results, note="hello")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"results.csv", "extra.csv"}
+    assert set(manifest["files"]) == {"results.csv", "extra.csv", "privbias.log"}
     assert manifest["parameters"]["SIGMAS"] == [1.0] and manifest["note"] == "hello"
     assert manifest["parameters"]["OUTPUT_DIR"] == str(out.resolve())
     assert set(manifest["timings_s"]) == {"data", "runs", "results"}
