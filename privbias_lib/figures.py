@@ -55,6 +55,13 @@ def nothing_to_show(message: str, size: tuple[float, float] = (6.0, 1.6)) -> Any
     return attach(fig, pd.DataFrame({"nothing to show": [message]}))
 
 
+def text_extent(note: Any, renderer: Any = None) -> Any:
+    """The window box of an annotation's text alone, without its leader line."""
+    from matplotlib.text import Text
+
+    return Text.get_window_extent(note, renderer)
+
+
 def label_points(ax: Any, xs, ys, labels, *, fontsize: float = 8) -> None:
     """Write each label beside its point, moved up or down a line at a time (with a thin
     leader line) until it overlaps no label already placed: neighbours stay readable."""
@@ -70,7 +77,7 @@ def label_points(ax: Any, xs, ys, labels, *, fontsize: float = 8) -> None:
                 xytext=(7, -3 + 11 * step), fontsize=fontsize,
                 arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if step else None,
             )  # fmt: skip
-            box = note.get_window_extent(renderer)
+            box = text_extent(note, renderer)
             if not any(box.overlaps(other) for other in placed) or step == shifts[-1]:
                 placed.append(box)
                 break
