@@ -74,21 +74,25 @@ def _stage_notebook(run: Path, key: str, target: Path) -> None:
     captions = _read_json(run / FIGURES_FILE, {})
     nb = nbformat.read(run / f"{key}.ipynb", as_version=4)
     executed_in = manifest.get("executed_in")
+    cells = []
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "parameters" in tags and "hide-input" not in tags:
             cell.metadata["tags"] = [*tags, "hide-input"]
         if "injected-parameters" in tags and executed_in:
             cell.source = cell.source.replace(executed_in, str(run))
+        figure = None
         if cell.cell_type == "code":
             for name, caption in captions.items():
                 if f'"{name}"' in cell.source:
                     label = f"{caption} *(run {record.get('run_id', '?')}, profile "
                     label += f"{record.get('profile', '?')}: `{name}` in its folder)*"
-                    cell.metadata.setdefault("mystnb", {})["figure"] = {
+                    figure = {
                         "caption": label,
                         "name": f"fig-{key}-{Path(name).stem}".replace("_", "-"),
                     }
+        cells.extend(_with_figure(cell, figure) if figure else [cell])
+    nb.cells = cells
     verdicts = load_verdicts(run)
     if verdicts:
         box = nbformat.v4.new_markdown_cell(verdict_html(verdicts, "Verdict of this run"))
@@ -96,6 +100,38 @@ def _stage_notebook(run: Path, key: str, target: Path) -> None:
     at = next((i + 1 for i, c in enumerate(nb.cells) if "run.verdicts(" in c.source), len(nb.cells))
     nb.cells.insert(at, nbformat.v4.new_markdown_cell(provenance_html(record, manifest)))
     nbformat.write(nb, target)
+
+
+def _with_figure(cell, figure: dict) -> list:
+    """``cell`` with its figure captioned and numbered. MyST-NB puts a code cell's
+    ``figure`` metadata on every output, so a cell that also shows tables is split: the
+    code with the outputs before the image, the image alone (captioned), then the rest."""
+    import nbformat
+
+    at = next((i for i, o in enumerate(cell.get("outputs", []))
+               if "image/png" in o.get("data", {})), None)  # fmt: skip
+    if at is None:
+        return [cell]
+    outputs = cell.outputs
+    if len(outputs) == 1:
+        cell.metadata.setdefault("mystnb", {})["figure"] = figure
+        return [cell]
+
+    def outputs_only(part):
+        # MyST-NB drops a cell without source: a comment, hidden by the tag
+        extra = nbformat.v4.new_code_cell(
+            "# outputs of the cell above", metadata={"tags": ["remove-input"]}
+        )
+        extra.outputs = part
+        return extra
+
+    image = outputs_only([outputs[at]])
+    image.metadata["mystnb"] = {"figure": figure}
+    cell.outputs = outputs[:at]
+    split = [cell, image]
+    if outputs[at + 1 :]:
+        split.append(outputs_only(outputs[at + 1 :]))
+    return split
 
 
 def _read_json(path: Path, default):

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ __all__ = [
 
 RUN_FILE = "run.json"
 LOG_FILE = "papermill.log"
+KERNEL_LOG_FILE = "kernel.log"  # the kernel process's own stderr
 PROGRESS_FILE = ".progress.json"
 PARTIAL = ".partial"
 KERNEL = "python3"
@@ -370,14 +372,23 @@ def _replace_folder(source: Path, target: Path) -> None:
 # --------------------------------------------------------------------------- papermill
 
 
-def _ipc_kernel_manager():
-    """Kernels talk over local IPC sockets: no TCP ports, and no warning about TCP
-    without encryption from every kernel."""
+def _ipc_kernel_manager(kernel_log: Path, sockets: Path):
+    """Kernels talk over local IPC sockets (no TCP ports, and no warning about TCP
+    without encryption from every kernel), named in their own folder ``sockets`` so that
+    kernels started at once (a sweep's parallel runs) never share one, and write their own
+    stderr (start-up notices, the traceback of a message cut by Ctrl-C) to ``kernel_log``,
+    not the terminal."""
     from jupyter_client import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
-            super().__init__(transport="ipc", **kwargs)
+            super().__init__(transport="ipc", ip=str(sockets / "kernel"), **kwargs)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(kernel_log, "ab") as log:  # the child keeps its own descriptor
+                kw.setdefault("stdout", log)
+                kw.setdefault("stderr", log)
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return IPCKernelManager
 
@@ -411,7 +422,11 @@ def execute_notebook(
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update({k: v for k, v in env.items() if v})
     try:
-        with watcher or contextlib.nullcontext():
+        # a short private folder: a socket's path must stay under ~100 characters
+        with (
+            watcher or contextlib.nullcontext(),
+            tempfile.TemporaryDirectory(prefix="privbias-kernel-") as sockets,
+        ):
             papermill.execute_notebook(
                 str(study.notebook),
                 str(executed),
@@ -420,7 +435,9 @@ def execute_notebook(
                 cwd=str(study.notebook.parent),
                 progress_bar=False,
                 log_output=True,
-                kernel_manager_class=_ipc_kernel_manager(),
+                kernel_manager_class=_ipc_kernel_manager(
+                    output_dir / KERNEL_LOG_FILE, Path(sockets)
+                ),
             )
     finally:
         for k, v in saved.items():

@@ -58,6 +58,11 @@ def test_every_chapter_shows_its_figures_and_no_traceback(smoke_book, tmp_path_f
         for out in cell.get("outputs", [])
     )
     assert shown >= 2 and len(re.findall(r"<img [^>]*src=", page)) >= shown
+    # every saved figure is numbered and captioned, also from a cell that shows tables too
+    captions = json.loads((run / "figures.json").read_text())
+    for name in captions:
+        anchor = f'id="fig-{key}-{Path(name).stem}"'.replace("_", "-")
+        assert page.count(anchor) == 1, anchor
     assert "Traceback" not in page and "ipythontb" not in page  # no raw error output
     title = notebook["cells"][0]["source"]
     title = (title if isinstance(title, str) else "".join(title)).splitlines()[0].lstrip("# ")

@@ -106,7 +106,7 @@ def test_a_profile_holds_only_values_that_differ_from_the_defaults(profile):
         ({"DELTAS": [0]}, "greater than 0"),
         ({"TARGET_EPSILON": -1}, "greater than 0"),
         ({"TARGET_EPSILON": "eight"}, "valid number"),
-        ({"CURVE_METHODS": ["edgeworth", "rdp"]}, "a list including 'pld'"),
+        ({"CURVE_METHODS": ["edgeworth", "moments"]}, "entry 1: input should be"),
         ({"CURVE_SIGMAS": [0.1]}, "greater than or equal to 0.3"),
         ({"TRAINABLE": "all"}, "'top_layers' or 'lora'"),
         ({"TRAIN_ACCOUNTANTS": ["moments"]}, "entry 0: input should be 'edgeworth'"),

@@ -252,6 +252,7 @@ def train_classifier(
         evaluate=evaluate,
         desc=f"{config.describe()} classifier",
         frozen_for_dp=frozen_for_dp,
+        lengths=[len(x) for x in data.input_ids],
     )
     model.eval()
     return TrainResult(model=model, history=history, privacy=record)

@@ -144,7 +144,9 @@ class TrainConfig:
 
     ``batch_size`` is the logical batch (the expected one under Poisson sampling);
     ``physical_batch_size`` bounds memory (gradients are accumulated over chunks of at
-    most that many examples; None runs each logical batch at once). Training runs
+    most that many examples; None runs each logical batch at once). ``length_chunks``
+    splits a larger logical batch into chunks of that many examples of similar length
+    (shortest first): less padding, the same summed (clipped) gradient and noise. Training runs
     ``epochs`` passes, or exactly ``max_steps`` optimiser steps when that is given.
     ``early_stopping_patience`` stops after that many epochs without improvement of
     ``validation_metric`` (None: "auc" for classifiers, "loss" for language models; needs
@@ -161,6 +163,7 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 32
     physical_batch_size: int | None = None
+    length_chunks: int | None = None
     max_length: int = 128
     seed: int = 0
     device: str | None = None
@@ -187,6 +190,8 @@ class TrainConfig:
         _int("TrainConfig.batch_size", self.batch_size, 1)
         if self.physical_batch_size is not None:
             _int("TrainConfig.physical_batch_size", self.physical_batch_size, 1)
+        if self.length_chunks is not None:
+            _int("TrainConfig.length_chunks", self.length_chunks, 1)
         _int("TrainConfig.max_length", self.max_length, 2)
         _int("TrainConfig.seed", self.seed, 0)
         if self.device is not None:
@@ -212,11 +217,13 @@ class TrainConfig:
     @property
     def physical(self) -> int | float:
         """Largest chunk run at once (a Poisson batch may exceed ``batch_size``)."""
-        return self.physical_batch_size or math.inf
+        return min(self.physical_batch_size or math.inf, self.length_chunks or math.inf)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for manifests (the trainable part tagged with its kind)."""
         out = asdict(self)
+        if self.length_chunks is None:  # added later: the default keeps earlier runs' keys
+            del out["length_chunks"]
         out["trainable"] = {"kind": type(self.trainable).__name__, **asdict(self.trainable)}
         return out
 

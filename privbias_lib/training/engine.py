@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -269,11 +269,13 @@ def fit(
     evaluate: Callable[[], dict[str, float]] | None = None,
     desc: str = "train",
     frozen_for_dp: list[str] | None = None,
+    lengths: Sequence[int] | None = None,
 ) -> tuple[History, PrivacyRecord | None, nn.Module]:
     """Train the parameters of ``module`` that require grad on ``n`` examples.
 
     ``per_example_loss(module, idx)`` returns the loss of each example ``idx`` (shape
-    ``[len(idx)]``); the step's loss is their mean over the logical batch. Returns the
+    ``[len(idx)]``); the step's loss is their mean over the logical batch. ``lengths``
+    (tokens per example) lets ``config.length_chunks`` group a batch by length. Returns the
     history, the privacy record (private runs) and ``module`` without Opacus hooks.
     """
     t0 = time.perf_counter()
@@ -340,6 +342,7 @@ def fit(
     )
     best_value, best_state, bad_epochs = None, None, 0
     physical = config.physical
+    by_length = lengths if config.length_chunks is not None else None
     train_mode()
     bar = _progress(planned, desc, config.progress)
     warnings.filterwarnings(  # Opacus's hooks on a top stack whose inputs need no grad
@@ -352,7 +355,7 @@ def fit(
             for _ in range(min(per_epoch, planned - step)):
                 idx = next(batches)
                 ts = time.perf_counter()
-                loss = _step(module, optimizer, per_example_loss, idx, physical, dp_mode)
+                loss = _step(module, optimizer, per_example_loss, idx, physical, dp_mode, by_length)
                 if schedule is not None:
                     schedule.step()
                 step += 1
@@ -418,11 +421,18 @@ def _nanmean(xs: list[float]) -> float:
 
 
 def _step(
-    module, optimizer, per_example_loss: LossFn, idx, physical: float, dp_mode: str | None
+    module,
+    optimizer,
+    per_example_loss: LossFn,
+    idx,
+    physical: float,
+    dp_mode: str | None,
+    lengths: Sequence[int] | None = None,
 ) -> float:
     """One logical step: forward/backward per physical chunk, then one update
-    (``dp_mode`` None: non-private). Gradients are cleared first and left in place
-    after the update (for inspection)."""
+    (``dp_mode`` None: non-private). A batch split into chunks is first sorted by
+    ``lengths`` when given, so each chunk pads little. Gradients are cleared first and
+    left in place after the update (for inspection)."""
     optimizer.zero_grad(set_to_none=True)
     if not idx:
         # an empty Poisson batch: DP-SGD still takes a (pure-noise) step
@@ -435,6 +445,9 @@ def _step(
         optimizer.step()
         return math.nan
     size = len(idx) if math.isinf(physical) else int(physical)
+    if lengths is not None and len(idx) > size:
+        idx = sorted(idx, key=lambda i: lengths[i])
+        size = math.ceil(len(idx) / math.ceil(len(idx) / size))  # even chunks, no tiny tail
     chunks = [idx[i : i + size] for i in range(0, len(idx), size)]
     total = 0.0
     for j, chunk in enumerate(chunks):

@@ -18,6 +18,11 @@ def _defined(rows: pd.DataFrame, column: str, metrics) -> tuple[pd.DataFrame, li
     return rows, [m for m in metrics if m in set(rows.metric)]
 
 
+def _dodge(rows: pd.DataFrame) -> float | bool:
+    """Side-by-side points per subgroup (seaborn cannot dodge a single one)."""
+    return 0.4 if rows.subgroup.nunique() > 1 else False
+
+
 def plot_metrics_vs_epsilon(results: pd.DataFrame, recipe: str = SHARED):
     """Each AUC metric against epsilon per subgroup under ``recipe``; error bars: spread
     over seeds."""
@@ -31,7 +36,7 @@ def plot_metrics_vs_epsilon(results: pd.DataFrame, recipe: str = SHARED):
     order = epsilon_order(rows.epsilon.unique())
     grid = sns.catplot(
         data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
-        order=order, col_order=metrics, errorbar="sd", dodge=0.4, height=3.4,
+        order=order, col_order=metrics, errorbar="sd", dodge=_dodge(rows), height=3.4,
         aspect=1.1, markersize=4, linewidth=1.2,
     )  # fmt: skip
     grid.set_axis_labels("epsilon (none = non-private)", "AUC")
@@ -79,7 +84,7 @@ def plot_gaps(results: pd.DataFrame, recipe: str = SHARED, threshold: str = ""):
     grid = sns.catplot(
         data=rows, x="epsilon", y="value", hue="subgroup", col="metric", kind="point",
         order=epsilon_order(rows.epsilon.unique()), col_order=metrics, col_wrap=3,
-        errorbar="sd", dodge=0.4, height=3.2, aspect=1.1, markersize=4, linewidth=1.2,
+        errorbar="sd", dodge=_dodge(rows), height=3.2, aspect=1.1, markersize=4, linewidth=1.2,
         sharey=False,
     )  # fmt: skip
     for ax in grid.axes.flat:

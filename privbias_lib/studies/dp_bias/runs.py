@@ -32,6 +32,12 @@ def _label(epsilon: float | None) -> str:
     return NON_PRIVATE if epsilon is None else f"{epsilon:g}"
 
 
+# A tuned batch (256 or 512) runs as even chunks of at most this many comments of similar
+# length: the same clipped sum and noise, about twice as fast at 512
+# (benchmarks/length_chunks.py); the shared recipe's batch of 64 is never split.
+LENGTH_CHUNKS = 128
+
+
 def train_config(params: DPBiasParams, epsilon: float | None, seed: int, hyper: dict | None = None):
     """The paper's recipe: top layers + pooler + classifier, AdamW, plateau schedule,
     early stopping on validation F1; DP-SGD with Poisson sampling when ``epsilon``.
@@ -56,6 +62,7 @@ def train_config(params: DPBiasParams, epsilon: float | None, seed: int, hyper: 
         epochs=int(hyper.get("EPOCHS", params.epochs)),
         batch_size=int(hyper.get("BATCH_SIZE", params.batch_size)),
         physical_batch_size=params.physical_batch_size,
+        length_chunks=LENGTH_CHUNKS,
         max_length=params.max_length,
         seed=seed,
         device=params.device,
@@ -102,7 +109,9 @@ def plan_runs(params: DPBiasParams, done: dict[str, dict] | None = None) -> list
     """Every training run of the study, in order: the privacy sweep (the non-private
     reference, then each epsilon under the shared recipe), the tuned recipe's trials and,
     once ``done`` holds them all, its final runs; then the distribution experiment
-    (non-private and DP at ``DIST_EPSILON``, shared recipe)."""
+    (non-private and DP at ``DIST_EPSILON``, shared recipe: a tuned pair would need its own
+    search on each of its smaller training sets, where the sweep's chosen setting samples
+    at a several times larger rate; the notebook says so)."""
     done = done or {}
     runs = [_spec(BASELINE, "", "baseline/frozen-features-logistic-regression", None, 0)]
     for seed in params.seeds:
