@@ -17,7 +17,7 @@ from privbias_lib.studies import STUDIES
 from privbias_lib.study import ROOT
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]  # the four smoke runs and the book
-PAGES = ["intro", "gpu", "models_and_data", "parameters", "adding_a_study", "api"]
+PAGES = ["intro", "teaching", "gpu", "models_and_data", "parameters", "adding_a_study", "api"]
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,13 @@ def metric_verdict(
         (changes.experiment == SWEEP) & (changes.metric == metric) & (changes.recipe == recipe)
     ].dropna(subset=["change"])
     if cells.empty:
-        runs = changes[changes.experiment == SWEEP]
-        why = (
-            "no non-private run to measure the change from"
-            if runs.empty or runs["base"].isna().all()
-            else f"the {name} is undefined in this run (see 'reason' in results.csv)"
-        )
+        runs = changes[(changes.experiment == SWEEP) & (changes.recipe == recipe)]
+        if runs.empty:
+            why = f"this run has no DP model under the {recipe} recipe (see RECIPES)"
+        elif runs["base"].isna().all():
+            why = "no non-private run to measure the change from"
+        else:
+            why = f"the {name} is undefined in this run (see 'reason' in results.csv)"
         return Verdict(claim, "—", "not assessed", why)
     per_seed = cells.groupby("seed").change.mean()
     mean = float(per_seed.mean())
