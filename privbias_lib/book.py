@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -238,4 +239,29 @@ def build(profile: str, runs_root: str | Path, out_root: str | Path, say=print) 
             + done.stdout[-4000:]
             + done.stderr[-4000:]
         )
-    return source / "_build" / "html" / "index.html"
+    html_root = source / "_build" / "html"
+    for page in html_root.rglob("*.html"):
+        _drop_repeated_scripts(page)
+    return html_root / "index.html"
+
+
+_INLINE_SCRIPT = re.compile(r"[ \t]*<script>[^<]*</script>\n?")
+
+
+def _drop_repeated_scripts(page: Path) -> None:
+    """Keep the first of identical inline scripts: sphinx-thebe adds its ``const``
+    configuration twice under Jupyter Book, which every browser reports as an error
+    ("Identifier 'THEBE_JS_URL' has already been declared")."""
+    text = page.read_text(encoding="utf-8")
+    seen: set[str] = set()
+
+    def once(match: re.Match) -> str:
+        block = match.group(0).strip()
+        if block in seen:
+            return ""
+        seen.add(block)
+        return match.group(0)
+
+    kept = _INLINE_SCRIPT.sub(once, text)
+    if kept != text:
+        page.write_text(kept, encoding="utf-8")
