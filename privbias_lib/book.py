@@ -109,12 +109,9 @@ def _with_figure(cell, figure: dict) -> list:
     code with the outputs before the image, the image alone (captioned), then the rest."""
     import nbformat
 
-    at = next((i for i, o in enumerate(cell.get("outputs", []))
-               if "image/png" in o.get("data", {})), None)  # fmt: skip
-    if at is None:
-        return [cell]
-    outputs = cell.outputs
-    if len(outputs) == 1:
+    outputs = cell.get("outputs", [])
+    at = next((i for i, o in enumerate(outputs) if "image/png" in o.get("data", {})), None)
+    if at is None or len(outputs) == 1:
         cell.metadata.setdefault("mystnb", {})["figure"] = figure
         return [cell]
 

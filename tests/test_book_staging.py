@@ -9,7 +9,13 @@ import re
 
 import nbformat
 
-from privbias_lib.book import _stage_notebook, parameters_page, provenance_html
+from privbias_lib.book import (
+    _drop_repeated_scripts,
+    _stage_notebook,
+    _with_figure,
+    parameters_page,
+    provenance_html,
+)
 from privbias_lib.verdicts import Verdict, save_verdicts
 
 
@@ -87,3 +93,36 @@ def test_the_parameters_page_lists_every_study_parameter_with_its_profiles():
         assert re.search(rf"\|\s*{name}\s*\|", page), name
     for column in ("default \\(cpu\\)", "smoke", "paper", "description"):
         assert re.search(rf"\|\s*{column}\s*\|", page), column
+
+
+def test_a_page_keeps_one_copy_of_a_repeated_inline_script(tmp_path):
+    """sphinx-thebe's ``const`` config appears twice under Jupyter Book: a browser error."""
+    config = '<script>const THEBE_JS_URL = "x"; const thebe_selector = ".cell"</script>'
+    other = "<script>var a = 1</script>"
+    page = tmp_path / "page.html"
+    page.write_text(f"<head>\n    {config}\n    {other}\n    {config}\n</head>\n")
+    _drop_repeated_scripts(page)
+    text = page.read_text()
+    assert text.count("THEBE_JS_URL") == 1 and other in text
+    _drop_repeated_scripts(page)  # nothing left to drop: unchanged
+    assert page.read_text() == text
+
+
+def test_a_figure_shown_beside_tables_gets_its_own_captioned_cell():
+    """MyST-NB labels every output of a cell with its ``figure`` metadata (duplicate
+    targets): the image is moved to a cell of its own, the tables around it kept in order."""
+    table = nbformat.v4.new_output("display_data", {"text/html": "<table></table>"})
+    image = nbformat.v4.new_output("display_data", {"image/png": "iVBOR"})
+    note = nbformat.v4.new_output("stream", name="stdout", text="done")
+    figure = {"caption": "A caption.", "name": "fig-x"}
+    cell = nbformat.v4.new_code_cell('run.save_figure(grid, "x.png", "A caption.")')
+    cell.outputs = [table, image, note]
+    code, alone, rest = _with_figure(cell, figure)
+    assert code.outputs == [table] and "mystnb" not in code.metadata
+    assert alone.outputs == [image] and alone.metadata["mystnb"]["figure"] == figure
+    assert rest.outputs == [note]
+    assert alone.source and "remove-input" in alone.metadata["tags"]  # kept, input hidden
+    single = nbformat.v4.new_code_cell("plot()")
+    single.outputs = [image]
+    assert _with_figure(single, figure) == [single]
+    assert single.metadata["mystnb"]["figure"] == figure
