@@ -348,14 +348,15 @@ LOG_FILE = "privbias.log"
 
 
 def _route_logging(target: Path) -> Path:
-    """The library's log records and Python warnings go to ``target``, not to the cell's
-    output (a notebook's page shows results, not conversion notices and library warnings)."""
+    """The library's log records, Python warnings and absl's (dp-accounting's RDP notices)
+    go to ``target``, not to the cell's output (a notebook's page shows results, not
+    conversion notices and library warnings)."""
     import logging
 
     handler = logging.FileHandler(target, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     logging.captureWarnings(True)
-    for name in ("privbias_lib", "py.warnings"):
+    for name in ("privbias_lib", "py.warnings", "absl"):  # absl: dp-accounting's notices
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if getattr(h, "_privbias", False)]:
             logger.removeHandler(old)

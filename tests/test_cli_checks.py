@@ -182,9 +182,12 @@ def test_run_shows_progress_without_kernel_warnings_and_ctrl_c_is_one_line(tmp_p
     assert "02_ew_tune · cell " in done.stderr
     assert "without encryption" not in done.stderr + done.stdout
 
+    # a child of a process started in the background by a script inherits SIGINT ignored
+    # (POSIX shells do that); a user's Ctrl-C reaches a foreground command: reset it
     again = subprocess.Popen(
         [*argv[:-1], str(tmp_path / "again")], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (tmp_path / "again.partial" / RUN_FILE).exists():
