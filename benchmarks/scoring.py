@@ -23,19 +23,12 @@ import time
 import numpy as np
 import torch
 
+from privbias_lib.prompting import _padded  # the padding the old scorer used too
+
 CONTEXT = "Customer: Just so you know, the gate code is "  # a study 3 canary's context
 
 
 # --- the old implementations (copies, for comparison only) ---------------------------------
-
-
-def _padded(seqs, width, pad):
-    x = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        x[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[r, : len(s)] = 1
-    return x, mask
 
 
 @torch.no_grad()

@@ -107,23 +107,15 @@ def tiny_bert(minilm_tokenizer):
 @pytest.fixture
 def tiny_llama(smollm2_tokenizer):
     """A factory of small random Llama causal LMs (SmolLM2's vocabulary, tied embeddings)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_models import tiny_decoder
 
     def make(seed: int = 0, tied: bool = True):
-        torch.manual_seed(seed)
-        config = LlamaConfig(
-            vocab_size=len(smollm2_tokenizer),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
+        return tiny_decoder(
+            len(smollm2_tokenizer),
+            seed=seed,
             tie_word_embeddings=tied,
             pad_token_id=smollm2_tokenizer.pad_token_id,
         )
-        return LlamaForCausalLM(config).eval()
 
     return make
 

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+from tiny_models import tiny_decoder
 
 from privbias_lib import scoring
 from privbias_lib.scoring import _merge, continuation_logprobs
@@ -18,17 +18,7 @@ VOCAB = 23
 
 @pytest.fixture(scope="module")
 def llama():
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_decoder(VOCAB, seed=0)
 
 
 @torch.no_grad()
@@ -100,18 +90,7 @@ def test_equals_brute_force_on_varied_trees(llama, context, batch_size):
 
 def test_eager_attention_equals_brute_force():
     """The tree attention mask is additive, so eager attention reads it as sdpa does."""
-    torch.manual_seed(2)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    config._attn_implementation = "eager"
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_decoder(VOCAB, seed=2, attn_implementation="eager")
     sequences, starts = random_workload(np.random.default_rng(5), 3)
     got = continuation_logprobs(model, sequences, starts, batch_size=3)
     np.testing.assert_allclose(got, brute_force(model, sequences, starts), rtol=1e-5, atol=1e-5)
@@ -177,18 +156,7 @@ def test_sliding_window_models_stay_exact(window, monkeypatch):
     """Sliding-window caches are batched (merged, padded) while the rows stay shorter than
     the window; near it, padding holes would move keys out of the window, so the scorer
     runs one row per pass instead. Either way it equals brute force."""
-    torch.manual_seed(1)
-    config = MistralConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        sliding_window=window,
-    )
-    model = MistralForCausalLM(config).eval()
+    model = tiny_decoder(VOCAB, seed=1, kind="mistral", sliding_window=window)
     merged = []
 
     def merge(pieces):
