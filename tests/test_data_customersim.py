@@ -93,6 +93,21 @@ def test_canaries_are_inserted_as_often_as_asked(splits):
     assert len(canary_dialogues([], seed=0)) == 0
 
 
+def test_a_canary_line_is_the_customers_sentence_alone(splits):
+    canaries = make_canaries([2], 3, seed=0)
+    lines = canary_dialogues(canaries, seed=0, form="line")
+    assert lines.text.tolist() == [f"Customer: {canaries[0].text}"] * 2
+    for text, spans in zip(lines.text, lines.spans, strict=True):
+        [(start, end, field)] = spans
+        assert field == CANARY_FIELD and text[start:end] == canaries[0].secret
+    dialogues = canary_dialogues(canaries, seed=0)  # the default: a dialogue ending with it
+    assert all(t.count("\n") > 5 and canaries[0].text in t for t in dialogues.text)
+    mixed = with_canaries(splits[0], canaries, seed=0, form="line")
+    assert len(mixed) == len(splits[0]) + 2
+    with pytest.raises(ValueError, match="form='poem'"):
+        canary_dialogues(canaries, form="poem")
+
+
 @pytest.mark.parametrize(
     "repeats, digits, message",
     [([0], 3, "repeats"), ([1] * 9, 3, "at most"), ([1], 0, "digits"), ([True], 2, "repeats")],

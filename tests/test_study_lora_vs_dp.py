@@ -33,8 +33,9 @@ STUDY = study.STUDY
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_parses_and_validates(name):
     params = profile_params(STUDY, name)
-    assert set(params.methods) == set(study.METHODS)
-    assert params.target_epsilon == 8.0
+    expected = set(study.METHODS) - ({"dp_full"} if name == "cpu" else set())
+    assert set(params.methods) == expected  # cpu: DP full only on request (its header)
+    assert params.target_epsilon == 8.0 and 8.0 in params.dp_lora_epsilons
 
 
 def test_paper_profile_is_the_papers_setting():
@@ -43,8 +44,11 @@ def test_paper_profile_is_the_papers_setting():
     defaults (the paper profile only overrides some of them) cannot change it silently."""
     p = profile_params(STUDY, "paper")
     assert p.models == [
-        "EleutherAI/pythia-1b", "google/gemma-2-2b", "meta-llama/Llama-3.2-1B", "Qwen/Qwen2.5-1.5B",
-    ]  # fmt: skip
+        "EleutherAI/pythia-1b",
+        "google/gemma-2-2b",
+        "meta-llama/Llama-3.2-1B",
+        "Qwen/Qwen2.5-1.5B",
+    ]
     families = ["pythia", "gemma", "llama", "qwen"]  # the paper's model families
     assert all(any(f in m.lower() for m in p.models) for f in families)
     assert all("/" in m for m in p.models)  # hub ids
@@ -52,6 +56,8 @@ def test_paper_profile_is_the_papers_setting():
     assert p.epochs == 3
     assert p.methods == list(study.METHODS)  # DP-LoRA too, as the reviewers asked
     assert (p.target_epsilon, p.max_grad_norm) == (8.0, 1.0)
+    assert p.dp_lora_epsilons == [1.0, 8.0, 64.0]  # utility against epsilon
+    assert p.trajectory_points >= 5 and p.trajectory_texts >= 100
     assert p.accountant == "pld" and p.bound_accountant == "prv"
     assert p.delta is not None and p.delta < 1 / p.n_train
     assert p.canary_digits == 6 and 10**p.canary_digits <= p.exposure_exact_limit  # exact
@@ -118,16 +124,24 @@ def test_plan_and_configs_follow_the_parameters():
     p = profile_params(STUDY, "cpu")
     runs = study.plan_runs(p)
     assert [r["label"] for r in runs] == [
-        "full", "lora-r2", "lora-r8", "lora-r32", "dp_full", "dp_lora-r8"
-    ]  # fmt: skip
+        "full",
+        "lora-r8",
+        "dp_lora-r8-eps1",
+        "dp_lora-r8-eps8",
+        "dp_lora-r8-eps64",
+    ]
     configs = {r["label"]: study.train_config(p, r) for r in runs}
     assert {c.epochs for c in configs.values()} == {p.epochs}  # same budget for all
     assert {c.batch_size for c in configs.values()} == {p.batch_size}
-    assert configs["full"].privacy is None and configs["lora-r32"].trainable.rank == 32
-    dp = configs["dp_lora-r8"].privacy
-    assert (dp.target_epsilon, dp.delta, dp.accountant) == (8.0, p.delta, "pld")
-    assert dp.bound_accountant == "prv" and dp.poisson_sampling
-    assert configs["dp_full"].learning_rate == p.learning_rates["dp_full"]
+    assert configs["full"].privacy is None and configs["lora-r8"].trainable.rank == 8
+    for eps in (1, 8, 64):
+        dp = configs[f"dp_lora-r8-eps{eps}"].privacy
+        assert (dp.target_epsilon, dp.delta, dp.accountant) == (eps, p.delta, "pld")
+        assert dp.bound_accountant == "prv" and dp.poisson_sampling
+    assert configs["dp_lora-r8-eps8"].learning_rate == p.learning_rates["dp_lora"]
+    with_full = study.plan_runs(profile_params(STUDY, "cpu", METHODS=list(study.METHODS)))
+    dp_full = next(r for r in with_full if r["label"] == "dp_full")
+    assert study.train_config(p, dp_full).privacy.target_epsilon == p.target_epsilon
     # the store's plan: the base model first, then every fine-tuning run in that order
     plan = study.plan(p)
     assert [r.name for r in plan] == [f"{m}/{study.BASE}" for m in p.models] + [
@@ -142,6 +156,11 @@ def test_data_has_canaries_and_fresh_test_data():
     data = study.load_data(p)
     assert len(data.members) == p.n_train and len(data.test) == p.n_test
     assert len(data.train) == p.n_train + sum(p.canary_repeats)
+    lines = data.train[data.train.canary_id.notna()]  # the cpu profile's canaries are lines
+    assert lines.text.str.startswith("Customer: ").all() and (lines.text.str.count("\n") == 0).all()
+    for text, spans in zip(lines.text, lines.spans, strict=True):
+        [(start, end, field)] = spans
+        assert field == "canary" and text[start:end].isdigit()
     assert data.fingerprint() == study.load_data(p).fingerprint()
     other = profile_params(STUDY, "cpu", DATA_SEED=1)
     assert study.load_data(other).fingerprint() != data.fingerprint()
@@ -240,15 +259,53 @@ def test_smoke_every_method_has_every_measure(smoke_run):
 
 @pytest.mark.notebook
 @pytest.mark.slow
+def test_smoke_trajectories_and_the_matched_comparison_are_written(smoke_run):
+    """Every fine-tuning run has its trajectory (step 0 to the last step) and a value at
+    each matched-utility level in results.csv; the CSV tables agree with it; the canary
+    rows carry the chance level; the verdicts include the matched-utility ones."""
+    params = smoke_params(STUDY)
+    results = _results(smoke_run)
+    labels = [r["label"] for r in study.plan_runs(params)]
+    traj = pd.read_csv(smoke_run / "trajectories.csv")
+    assert set(traj.label) == set(labels)
+    for label, run in traj.groupby("label"):
+        steps = run.step.tolist()
+        assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3, label
+        assert run.leakage.iloc[0] == 0
+        rows = results[(results.label == label) & results.subgroup.str.startswith("checkpoint/")]
+        assert {int(g.split("/")[1]) for g in rows.subgroup} == set(steps)
+        last = rows[rows.subgroup == f"checkpoint/{steps[-1]}"].set_index("metric").value
+        end = results[(results.label == label) & (results.subgroup == "all")]
+        end = end.set_index("metric").value  # the subset is every dialogue in smoke
+        assert last["leakage"] == pytest.approx(end["leakage"], abs=1e-9)
+        assert last["utility_loss"] == pytest.approx(end["utility_loss"], abs=1e-9)
+    matched = pd.read_csv(smoke_run / "matched_utility.csv")
+    assert set(matched.share) == set(params.utility_shares)
+    assert set(matched.label) == set(labels)
+    assert matched[matched.label == "full"].reached.all()  # full defines the levels
+    shares = {g for g in results.subgroup if g.startswith("matched/")}
+    assert shares == {f"matched/{s:g}" for s in params.utility_shares}
+    chance = results[results.metric == "chance_exposure"].value
+    assert chance.between(0, math.log2(10**params.canary_digits)).all() and len(chance)
+    verdicts = json.loads((smoke_run / "verdicts.json").read_text())
+    claims = [v["claim"] for v in verdicts]
+    assert any("same utility" in c for c in claims) and any("training budget" in c for c in claims)
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_dp_rows_have_an_epsilon_with_its_bound(smoke_run):
     params = smoke_params(STUDY)
     results = _results(smoke_run)
     private = results[results.method.str.startswith("dp_") & (results.subgroup == "privacy")]
-    assert set(private.label) == {"dp_full", f"dp_lora-r{params.dp_lora_rank}"}
+    assert set(private.label) == {"dp_full"} | {
+        f"dp_lora-r{params.dp_lora_rank}-eps{e:g}" for e in params.dp_lora_epsilons
+    }
     for _, run in private.groupby("label"):
         v = run.set_index("metric").value
         acc = run.set_index("metric").accountant
-        assert v["epsilon"] <= params.target_epsilon * (1 + 1e-6)
+        assert v["epsilon"] <= v["target_epsilon"] * (1 + 1e-6)
+        assert v["target_epsilon"] in {params.target_epsilon, *params.dp_lora_epsilons}
         assert acc["epsilon"].startswith("pld") and acc["epsilon_bound"].startswith("prv")
         assert v["delta"] == params.delta and v["max_grad_norm"] == params.max_grad_norm
         # the bound, recomputed independently from the recorded q, sigma and steps
@@ -276,9 +333,23 @@ def test_smoke_masks_line_up_and_the_manifest_is_complete(smoke_run):
     assert alignment["spans_not_recovered"] == 0 and alignment["runs_without_a_value"] == 0
     assert len(manifest["models"][0]["sha256"]) == 64 and len(manifest["data"]["sha256"]) == 64
     assert manifest["runs"] == 1 + len(study.plan_runs(smoke_params(STUDY)))
-    assert {"results.csv", "summary.csv", "claim_check.csv"} <= set(manifest["files"])
+    assert {
+        "results.csv",
+        "summary.csv",
+        "claim_check.csv",
+        "trajectories.csv",
+        "matched_utility.csv",
+        "matched_differences.csv",
+    } <= set(manifest["files"])
     assert {"data", "runs", "results"} <= set(manifest["timings_s"])
-    for name in ["privacy_utility.png", "token_gains.png", "exposure.png"]:
+    for name in [
+        "privacy_utility.png",
+        "token_gains.png",
+        "exposure.png",
+        "trajectories.png",
+        "matched_utility.png",
+        "utility_vs_epsilon.png",
+    ]:
         assert (smoke_run / name).stat().st_size > 10_000
 
 
@@ -331,15 +402,23 @@ def test_a_local_model_folder_runs_through_the_hub_code_path(
     STUDY.check(params)
     data = study.load_data(params)
     runs = STUDY.execute(params, data, RunStore(tmp_path / "runs"))
-    assert [r["label"] for r in runs] == ["base", "full", "lora-r4", "dp_full", "dp_lora-r8"]
+    assert [r["label"] for r in runs] == [
+        "base",
+        "full",
+        "lora-r4",
+        "dp_full",
+        "dp_lora-r8-eps8",
+        "dp_lora-r8-eps64",
+    ]
     lora = next(r for r in runs if r["label"] == "lora-r4")
     assert 0 < lora["cost"]["trainable_parameters"] < lora["cost"]["total_parameters"]
     table = study.summary_table(STUDY.tidy(params, data, runs))
     assert table.loc[(str(folder), "dp_full"), "epsilon by"].startswith("pld")
     # the same run computed again (not read from the store) gives the same numbers
-    dp = next(r for r in runs if r["label"] == "dp_lora-r8")
-    spec = {k: dp[k] for k in ("run", "model", "method", "label", "rank", "seed")}
+    dp = next(r for r in runs if r["label"] == "dp_lora-r8-eps8")
+    spec = {k: dp[k] for k in ("run", "model", "method", "label", "rank", "seed", "epsilon")}
     base, labels = study.BaseScores(params, data).get(str(folder))
     again = study.train_and_measure(params, spec, data, base, labels)
     assert again["report"] == dp["report"] and again["privacy"] == dp["privacy"]
     assert again["canaries"] == dp["canaries"] and again["mia"] == dp["mia"]
+    assert again["trajectory"] == dp["trajectory"]

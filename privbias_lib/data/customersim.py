@@ -203,9 +203,7 @@ def _dialogue(values: dict[str, str], rng: random.Random, canary: Canary | None)
     turns.append(turn("Agent", _RESOLVE))
     if canary is not None:
         # the canary is the customer's next line, after the agent's answer
-        turns.append(
-            ("Customer", [(canary.prefix, None), (canary.secret, CANARY_FIELD), (".", None)])
-        )
+        turns.append(("Customer", _canary_line(canary)))
         turns.append(turn("Agent", ["Noted, thank you.", "Thanks, I've added that."]))
     return _assemble(turns)
 
@@ -292,11 +290,28 @@ def make_canaries(repeats: Sequence[int], digits: int, *, seed: int = 0) -> list
     ]
 
 
+CANARY_FORMATS = ("dialogue", "line")
+
+
+def _canary_line(canary: Canary) -> list:
+    return [(canary.prefix, None), (canary.secret, CANARY_FIELD), (".", None)]
+
+
 def canary_dialogues(
-    canaries: Sequence[Canary], *, seed: int = 0, locale: str = "en_US", exclude_values=None
+    canaries: Sequence[Canary],
+    *,
+    seed: int = 0,
+    locale: str = "en_US",
+    exclude_values=None,
+    form: str = "dialogue",
 ) -> pd.DataFrame:
-    """``canary.repeats`` fresh dialogues per canary, each with the canary line inserted
-    (its secret's span has field ``"canary"``); rows carry the ``canary_id``."""
+    """``canary.repeats`` training texts per canary (its secret's span has field
+    ``"canary"``; rows carry the ``canary_id``). ``form="dialogue"``: a fresh dialogue with
+    the canary as the customer's last line; ``"line"``: the customer's line alone
+    (``"Customer: <prefix><secret>."``), a short text whose per-example loss weighs the
+    secret's tokens heavily, as the canaries of Carlini et al. are inserted."""
+    if form not in CANARY_FORMATS:
+        raise ValueError(f"form={form!r} is invalid: allowed {list(CANARY_FORMATS)}")
     from faker import Faker
 
     fake = Faker(locale)
@@ -311,7 +326,11 @@ def canary_dialogues(
                 values = _personal_data(fake, rng)
                 if not any(values[f] in exclude for f in FIELDS):
                     break
-            text, spans = _dialogue(values, rng, canary)
+            if form == "line":
+                text, spans = _assemble([("Customer", _canary_line(canary))])
+                values = dict.fromkeys(FIELDS)
+            else:
+                text, spans = _dialogue(values, rng, canary)
             rows.append(
                 {
                     "dialogue_id": f"{canary.canary_id}-{j:03d}",
@@ -326,12 +345,18 @@ def canary_dialogues(
 
 
 def with_canaries(
-    train: pd.DataFrame, canaries: Sequence[Canary], *, seed: int = 0, locale: str = "en_US"
+    train: pd.DataFrame,
+    canaries: Sequence[Canary],
+    *,
+    seed: int = 0,
+    locale: str = "en_US",
+    form: str = "dialogue",
 ) -> pd.DataFrame:
-    """The training set plus the canary dialogues, shuffled reproducibly."""
+    """The training set plus the canary texts (:func:`canary_dialogues`), shuffled
+    reproducibly."""
     if not canaries:
         return train.reset_index(drop=True)
-    extra = canary_dialogues(canaries, seed=seed, locale=locale)
+    extra = canary_dialogues(canaries, seed=seed, locale=locale, form=form)
     both = pd.concat([train, extra], ignore_index=True)
     return both.sample(frac=1.0, random_state=_rng_seed(seed, "shuffle") % 2**32).reset_index(
         drop=True

@@ -12,6 +12,7 @@ from .bias import (
 )
 from .memorisation import (
     candidate_logprobs,
+    chance_exposure,
     exposure,
     exposure_estimate,
     memorisation_report,
@@ -29,6 +30,7 @@ __all__ = [
     "bias_metrics",
     "bootstrap_auc_ci",
     "candidate_logprobs",
+    "chance_exposure",
     "exposure",
     "exposure_estimate",
     "memorisation_report",

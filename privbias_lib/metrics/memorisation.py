@@ -199,6 +199,16 @@ def exposure(secret_score: float, candidate_scores: np.ndarray) -> float:
     return float(math.log2(scores.size) - math.log2(rank))
 
 
+def chance_exposure(space_size: int) -> float:
+    """Expected exposure of a secret the model has not memorised: its rank uniform on
+    ``1..n`` gives ``E[log2 n - log2 rank] = log2 n - log2(n!)/n`` (about ``log2 e`` = 1.44
+    bits for large ``n``, by Stirling). Exposures near it show no memorisation."""
+    n = int(space_size)
+    if n < 1:
+        raise ValueError(f"space_size={space_size!r} is invalid: allowed >= 1")
+    return float(math.log2(n) - math.lgamma(n + 1) / math.log(2) / n)
+
+
 def exposure_estimate(secret_score: float, sample_scores: np.ndarray, space_size: int) -> float:
     """Exposure estimated from log-likelihoods of candidates drawn uniformly from a space
     too large to enumerate: fit a normal distribution ``N(μ, s²)`` to the sample and

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 import pandas as pd
@@ -99,12 +99,16 @@ def train_causal_lm(
     validation: pd.DataFrame | Sequence[str] | None = None,
     text_column: str = "text",
     loss_spans_column: str | None = None,
+    checkpoints: Collection[int] = (),
+    on_checkpoint: Callable[[nn.Module, int], None] | None = None,
 ) -> TrainResult:
     """Fine-tune a causal LM on texts. With ``loss_spans_column`` (a column of lists of
     character spans ``(start, end)``, or None for a whole text) only the tokens inside
     the spans contribute to the loss. Each example's loss is the mean over its trained
     tokens, so DP-SGD clips per example, not per token. Validation reports ``val_loss``
-    and ``val_perplexity`` per epoch; ``validation_metric`` must be "loss"."""
+    and ``val_perplexity`` per epoch; ``validation_metric`` must be "loss".
+    ``on_checkpoint(model, step)`` is called after each step in ``checkpoints`` with the
+    model as training left it (evaluate it there, for a trajectory)."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if config.validation_metric is None:
@@ -156,5 +160,7 @@ def train_causal_lm(
         evaluate=evaluate,
         desc=f"{config.describe()} causal LM",
         frozen_for_dp=frozen_for_dp,
+        checkpoints=checkpoints,
+        on_checkpoint=None if on_checkpoint is None else (lambda step: on_checkpoint(model, step)),
     )
     return TrainResult(model=model, history=history, privacy=record)

@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -58,6 +58,8 @@ class History:
     best_epoch: int | None = None
     frozen_for_dp: list[str] = field(default_factory=list)
     grad_sample_mode: str | None = None
+    checkpoint_steps: list[int] = field(default_factory=list)
+    checkpoint_seconds: float = 0.0
 
     def steps_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -270,13 +272,17 @@ def fit(
     desc: str = "train",
     frozen_for_dp: list[str] | None = None,
     lengths: Sequence[int] | None = None,
+    checkpoints: Collection[int] = (),
+    on_checkpoint: Callable[[int], None] | None = None,
 ) -> tuple[History, PrivacyRecord | None, nn.Module]:
     """Train the parameters of ``module`` that require grad on ``n`` examples.
 
     ``per_example_loss(module, idx)`` returns the loss of each example ``idx`` (shape
     ``[len(idx)]``); the step's loss is their mean over the logical batch. ``lengths``
-    (tokens per example) lets ``config.length_chunks`` group a batch by length. Returns the
-    history, the privacy record (private runs) and ``module`` without Opacus hooks.
+    (tokens per example) lets ``config.length_chunks`` group a batch by length.
+    ``on_checkpoint(step)`` is called after each step in ``checkpoints`` (it may evaluate
+    the model; it must not train it, and its time is kept out of the step times). Returns
+    the history, the privacy record (private runs) and ``module`` without Opacus hooks.
     """
     t0 = time.perf_counter()
     history = History(frozen_for_dp=list(frozen_for_dp or []))
@@ -367,6 +373,12 @@ def fit(
                 bar.update(1)
                 if step % 10 == 0 or step == planned:
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if on_checkpoint is not None and step in checkpoints:
+                    tc = time.perf_counter()
+                    on_checkpoint(step)
+                    train_mode()
+                    history.checkpoint_steps.append(step)
+                    history.checkpoint_seconds += time.perf_counter() - tc
             row = {"epoch": epoch, "step": step, "train_loss": _nanmean(epoch_losses)}
             if evaluate is not None:
                 row.update(evaluate())

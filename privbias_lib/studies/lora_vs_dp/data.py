@@ -58,7 +58,9 @@ def load_data(params: LoraVsDpParams) -> StudyData:
         params.n_train, params.n_test, seed=params.data_seed, locale=params.locale
     )
     canaries = make_canaries(params.canary_repeats, params.canary_digits, seed=params.data_seed)
-    train = with_canaries(members, canaries, seed=params.data_seed, locale=params.locale)
+    train = with_canaries(
+        members, canaries, seed=params.data_seed, locale=params.locale, form=params.canary_format
+    )
     return StudyData(train=train, members=members, test=test, canaries=canaries)
 
 

@@ -129,8 +129,173 @@ def plot_exposure(results: pd.DataFrame):
         errorbar=None,
     )
     top = results[results.metric == "max_exposure"]["value"].max()
+    chance = results[results.metric == "chance_exposure"]["value"].max()
+    lines = (
+        ("chance", chance, "firebrick", ":", "bottom"),
+        ("largest possible", top, "grey", "--", "top"),
+    )
     for ax in grid.axes.flat:
-        ax.axhline(top, color="grey", ls="--", lw=0.8)
+        for text, y, color, style, va in lines:
+            ax.axhline(y, color=color, ls=style, lw=0.9)
+            ax.annotate(
+                text, (1.0, y), xycoords=("axes fraction", "data"),
+                ha="right", va=va, fontsize=8, color=color,
+            )  # fmt: skip
         ax.set_xscale("log", base=2)
     grid.set_axis_labels("times the canary is in the training set", "exposure (bits)")
     return grid
+
+
+def _palette():
+    import seaborn as sns
+
+    return dict(zip(METHODS, sns.color_palette("colorblind", len(METHODS)), strict=True))
+
+
+def plot_trajectories(traj: pd.DataFrame, matched: pd.DataFrame):
+    """Each run's path through the leakage-utility plane, from the base model (step 0) to
+    the end of training; dotted verticals at the matched-utility levels."""
+    import matplotlib.pyplot as plt
+
+    if traj.empty:
+        return nothing_to_show("no fine-tuning run in this run: no trajectory")
+    models = list(dict.fromkeys(traj.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.4 * len(models), 4.6), squeeze=False)
+    palette = _palette()
+    styles = ["-", "--", ":", "-."]
+    for ax, model in zip(axes[0], models, strict=True):
+        part = traj[traj.model == model]
+        seen: dict[str, int] = {}
+        for label, run in part.groupby("label", sort=False):
+            method = _method_of(label)
+            ls = styles[seen.setdefault(method, 0) % len(styles)]
+            seen[method] += 1
+            run = run.sort_values("step")
+            ax.plot(
+                run.utility_loss,
+                run.leakage,
+                ls=ls,
+                marker="o",
+                ms=3.5,
+                color=palette[method],
+                label=label,
+            )
+            ax.fill_between(
+                run.utility_loss,
+                run.leakage_ci_low,
+                run.leakage_ci_high,
+                color=palette[method],
+                alpha=0.12,
+                lw=0,
+            )
+        levels = matched[matched.model == model].drop_duplicates("share")
+        for _, lv in levels.iterrows():
+            ax.axvline(lv.utility_level, color="grey", ls=":", lw=0.8)
+            ax.annotate(
+                f"{lv.share:.0%}",
+                (lv.utility_level, 1),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="grey",
+            )
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.invert_xaxis()  # training moves right: better utility
+        ax.set_xlabel("utility: test loss on non-sensitive tokens (nats; training moves right)")
+        ax.set_ylabel("privacy leakage (nats/token)")
+        ax.set_title(model, pad=14)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return attach(fig, traj)
+
+
+def plot_matched_utility(matched: pd.DataFrame):
+    """Leakage at matched utility: one panel per model, x = share of full fine-tuning's
+    utility gain, one line per run with its bootstrap interval; runs that do not reach a
+    level have no point there."""
+    import matplotlib.pyplot as plt
+
+    reached = matched[matched.reached]
+    if reached.empty:
+        return nothing_to_show("no run reaches any matched-utility level")
+    models = list(dict.fromkeys(reached.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.4 * len(models), 4.2), squeeze=False)
+    palette = _palette()
+    labels = list(dict.fromkeys(reached.label))
+    offsets = {lbl: (i - (len(labels) - 1) / 2) * 0.012 for i, lbl in enumerate(labels)}
+    for ax, model in zip(axes[0], models, strict=True):
+        for label, run in reached[reached.model == model].groupby("label", sort=False):
+            x = run.share + offsets[label]
+            ax.errorbar(
+                x,
+                run.leakage,
+                # a percentile interval of an interpolated value may miss the estimate
+                yerr=[
+                    (run.leakage - run.leakage_ci_low).clip(lower=0).fillna(0),
+                    (run.leakage_ci_high - run.leakage).clip(lower=0).fillna(0),
+                ],
+                marker="o",
+                capsize=3,
+                color=palette[_method_of(label)],
+                label=label,
+                ls="-" if not label.startswith("dp_lora") else "--",
+            )
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+        ax.set_xlabel("utility level: share of full fine-tuning's gain in test loss")
+        ax.set_ylabel("leakage at that utility (nats/token)")
+        ax.set_title(model)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return attach(fig, matched)
+
+
+def plot_epsilon_curve(table: pd.DataFrame):
+    """DP-LoRA's utility (end of training) against its epsilon, with the base model, full
+    fine-tuning and LoRA as horizontal references."""
+    import matplotlib.pyplot as plt
+
+    rows = table.reset_index()
+    dp = rows[rows.label.str.startswith("dp_lora")]
+    if dp.empty:
+        return nothing_to_show("no DP-LoRA run: no utility against epsilon")
+    models = list(dict.fromkeys(rows.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.0 * len(models), 3.8), squeeze=False)
+    palette = _palette()
+    util = "utility: test loss (non-sensitive)"
+    for ax, model in zip(axes[0], models, strict=True):
+        part = rows[rows.model == model]
+        mine = part[part.label.str.startswith("dp_lora")].sort_values("epsilon")
+        ax.plot(mine.epsilon, mine[util], marker="o", color=palette["dp_lora"], label="DP-LoRA")
+        for label, row in part.set_index("label").iterrows():
+            if label == BASE or not label.startswith(("dp_lora",)):
+                method = "base" if label == BASE else _method_of(label)
+                if method == "dp_full":
+                    ax.plot(
+                        [row["epsilon"]],
+                        [row[util]],
+                        marker="s",
+                        ls="",
+                        color=palette["dp_full"],
+                        label="DP full",
+                    )
+                    continue
+                color = "black" if method == "base" else palette[method]
+                ax.axhline(row[util], color=color, lw=0.8, ls=":" if method == "base" else "-")
+                ax.annotate(
+                    label,
+                    (1.0, row[util]),
+                    xycoords=("axes fraction", "data"),
+                    ha="right",
+                    va="bottom",
+                    fontsize=8,
+                    color=color,
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("target epsilon (log scale)")
+        ax.set_ylabel("test loss, non-sensitive tokens")
+        ax.set_title(model)
+        ax.legend(fontsize=8, loc="center left")
+    fig.tight_layout()
+    return attach(fig, rows[["model", "label", "epsilon", util]])

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from ...accounting import METHODS as ACCOUNTANTS
 from ...accounting import is_upper_bound
-from ...data.customersim import MAX_CANARIES
+from ...data.customersim import CANARY_FORMATS, MAX_CANARIES
 from ...params import Device, Listing, PositiveNumber, Seed, Seeds, StudyParams, bad
 
 METHODS = ("full", "lora", "dp_full", "dp_lora")
@@ -36,6 +36,9 @@ class LoraVsDpParams(StudyParams):
         description="one canary per entry, inserted that many times"
     )
     canary_digits: Positive = Field(description="digits of each canary's secret")
+    canary_format: Literal[CANARY_FORMATS] = Field(
+        description="'line': the canary sentence alone; 'dialogue': a dialogue ending with it"
+    )
     exposure_exact_limit: Annotated[int, Field(ge=10)] = Field(
         description="exposure is exact up to this candidate-space size, else estimated"
     )
@@ -58,7 +61,10 @@ class LoraVsDpParams(StudyParams):
         description="examples per forward pass (None: the whole batch)"
     )
     max_length: Annotated[int, Field(ge=8)] = Field(description="tokens per dialogue")
-    target_epsilon: PositiveNumber = Field(description="epsilon of the DP methods")
+    target_epsilon: PositiveNumber = Field(description="epsilon of DP full")
+    dp_lora_epsilons: Listing[PositiveNumber] = Field(
+        description="DP-LoRA is trained at each of these epsilons (utility against epsilon)"
+    )
     delta: Annotated[float, Field(gt=0, lt=1)] | None = Field(description="DP delta (None: 1/N)")
     max_grad_norm: PositiveNumber = Field(description="per-example clipping norm C")
     accountant: Literal[tuple(ACCOUNTANTS)] = Field(description="calibrates the noise")
@@ -71,6 +77,15 @@ class LoraVsDpParams(StudyParams):
     mia_fpr: Fraction = Field(description="false-positive rate of the TPR@FPR measure")
     bootstrap: Annotated[int, Field(ge=0)] = Field(
         description="bootstrap replicates of the leakage intervals (0: none)"
+    )
+    trajectory_points: Positive = Field(
+        description="checkpoints measured along training, doubling up to the last step"
+    )
+    trajectory_texts: Annotated[int, Field(ge=2)] | None = Field(
+        description="member and test dialogues (each) measured at checkpoints (None: all)"
+    )
+    utility_shares: Listing[Fraction] = Field(
+        description="matched-utility levels, as shares of full fine-tuning's utility gain"
     )
     device: Device = Field(description="None: CUDA when available, else CPU")
 

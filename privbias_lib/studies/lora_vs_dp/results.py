@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...metrics.memorisation import MIA_ATTACKS
+from ...metrics.memorisation import MIA_ATTACKS, chance_exposure
 from .params import BASE
 
 # The paper's qualitative findings (no numbers were published for these measures).
@@ -32,10 +32,13 @@ EFFICIENCY_ANCHOR = pd.DataFrame(
 )
 
 
-def tidy_results(runs: list[dict]) -> pd.DataFrame:
+def tidy_results(runs: list[dict], params=None) -> pd.DataFrame:
     """One row per run x group x metric. Groups: ``<split>/<category>`` token sets,
     ``all`` (leakage, utility), ``mia/<attack>``, ``canary/<repeats>x``, ``cost``,
-    ``privacy``. DP rows carry the accountant that produced each epsilon."""
+    ``privacy``; with ``params``, ``checkpoint/<step>`` (the trajectory, on its subset of
+    dialogues) and ``matched/<share>`` (at that share of full fine-tuning's utility gain,
+    for the runs that reach it).
+    DP rows carry the accountant that produced each epsilon."""
     rows = []
     for r in runs:
         head = {k: r[k] for k in ("run", "model", "method", "label", "rank", "seed")}
@@ -67,6 +70,7 @@ def tidy_results(runs: list[dict]) -> pd.DataFrame:
             group = f"canary/{c['repeats']}x"
             add(group, "exposure", c["exposure"], c["exposure_method"])
             add(group, "max_exposure", math.log2(c["space_size"]))
+            add(group, "chance_exposure", chance_exposure(c["space_size"]))
         if r["cost"] is not None:
             for metric in (
                 "wall_time_s",
@@ -96,7 +100,63 @@ def tidy_results(runs: list[dict]) -> pd.DataFrame:
                 ("max_grad_norm", "max_grad_norm"),
             ):
                 add("privacy", metric, p[key])
+    if params is not None:
+        rows += _trajectory_rows(runs, params)
     return pd.DataFrame(rows)
+
+
+TRAJECTORY_METRICS = (
+    "utility_loss",
+    "leakage",
+    "leakage_ci_low",
+    "leakage_ci_high",
+    "non_sensitive_memorisation",
+)
+
+
+def _trajectory_rows(runs: list[dict], params) -> list[dict]:
+    from .trajectory import compare
+
+    heads = {r["label"] + "\0" + r["model"]: r for r in runs}
+    rows = []
+
+    def head(model, label):
+        r = heads[label + "\0" + model]
+        return {k: r[k] for k in ("run", "model", "method", "label", "rank", "seed")}
+
+    comparison = compare(runs, params)
+    traj, matched = comparison.trajectories, comparison.matched
+    extra = [c for c in traj.columns if c.startswith(("mia_auc_", "exposure_"))]
+    for _, t in traj.iterrows():
+        for metric in (*TRAJECTORY_METRICS, *extra):
+            rows.append(
+                {
+                    **head(t.model, t.label),
+                    "subgroup": f"checkpoint/{int(t.step)}",
+                    "metric": metric,
+                    "value": float(t[metric]),
+                    "accountant": "",
+                }
+            )
+    for _, m in matched[matched.reached].iterrows() if len(matched) else ():
+        for metric in (
+            "utility_level",
+            "leakage",
+            "leakage_ci_low",
+            "leakage_ci_high",
+            "non_sensitive_memorisation",
+            "mia_auc_reference",
+        ):
+            rows.append(
+                {
+                    **head(m.model, m.label),
+                    "subgroup": f"matched/{m.share:g}",
+                    "metric": metric,
+                    "value": float(m[metric]),
+                    "accountant": "",
+                }
+            )
+    return rows
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -137,22 +197,37 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 CLAIM_COLUMNS = [
-    "model", "LoRA", "leakage full FT", "leakage DP full", "leakage LoRA",
+    "model", "LoRA", "DP run", "leakage full FT", "leakage DP", "leakage LoRA",
     "share of full FT's excess leakage LoRA removes", "LoRA ≈ DP on privacy",
     "not compared because",
 ]  # fmt: skip
 
 
-def claim_check(table: pd.DataFrame, tolerance: float = 0.25) -> pd.DataFrame:
-    """Per model: does "LoRA ≈ DP on privacy" hold? Each LoRA rank's leakage is compared
-    with DP full's; it holds when the difference is at most ``tolerance`` times full
-    fine-tuning's leakage (the gap DP closes), i.e. LoRA closes at least 75% of that gap.
-    A model whose run lacks one of the three methods gets one row saying which."""
+def dp_reference(labels, target_epsilon: float = 8.0) -> str | None:
+    """The DP run LoRA is compared with: DP full, else DP-LoRA at ``target_epsilon``, else
+    the first DP-LoRA run."""
+    labels = list(labels)
+    if "dp_full" in labels:
+        return "dp_full"
+    dp = [lbl for lbl in labels if lbl.startswith("dp_lora")]
+    same = [lbl for lbl in dp if lbl.endswith(f"-eps{target_epsilon:g}")]
+    return (same or dp or [None])[0]
+
+
+def claim_check(
+    table: pd.DataFrame, target_epsilon: float = 8.0, tolerance: float = 0.25
+) -> pd.DataFrame:
+    """Per model: does "LoRA ≈ DP on privacy" hold after the same training budget? Each LoRA
+    rank's leakage is compared with the DP run's (:func:`dp_reference`: DP full, else DP-LoRA
+    at ``target_epsilon``); it holds when the difference is at most ``tolerance`` times full
+    fine-tuning's excess over DP, i.e. LoRA closes at least 75% of that gap. A model whose
+    run lacks one of the three gets one row saying which."""
     rows = []
     for model, part in table.groupby(level="model", sort=False):
         leak = part["leakage (nats/token)"].droplevel("model")
         loras = [lbl for lbl in leak.index if lbl.startswith("lora")]
-        needed = {"full fine-tuning": "full" in leak, "DP full": "dp_full" in leak}
+        dp_label = dp_reference(leak.index, target_epsilon)
+        needed = {"full fine-tuning": "full" in leak, "DP run": dp_label is not None}
         needed["LoRA"] = bool(loras)
         missing = [name for name, present in needed.items() if not present]
         if missing:
@@ -161,11 +236,11 @@ def claim_check(table: pd.DataFrame, tolerance: float = 0.25) -> pd.DataFrame:
                     "model": model,
                     "LoRA": ", ".join(loras) or "—",
                     "not compared because": f"no {' and no '.join(missing)} in this run: the "
-                    "comparison needs full fine-tuning, DP full and LoRA",
+                    "comparison needs full fine-tuning, a DP run and LoRA",
                 }
             )
             continue
-        full, dp = leak["full"], leak["dp_full"]
+        full, dp = leak["full"], leak[dp_label]
         for label in loras:
             gap = full - dp
             closed = (full - leak[label]) / gap if gap > 0 else math.nan
@@ -173,8 +248,9 @@ def claim_check(table: pd.DataFrame, tolerance: float = 0.25) -> pd.DataFrame:
                 {
                     "model": model,
                     "LoRA": label,
+                    "DP run": dp_label,
                     "leakage full FT": full,
-                    "leakage DP full": dp,
+                    "leakage DP": dp,
                     "leakage LoRA": leak[label],
                     "share of full FT's excess leakage LoRA removes": closed,
                     "LoRA ≈ DP on privacy": bool(closed >= 1 - tolerance)
@@ -182,23 +258,57 @@ def claim_check(table: pd.DataFrame, tolerance: float = 0.25) -> pd.DataFrame:
                     else None,
                     "not compared because": ""
                     if not math.isnan(closed)
-                    else "full fine-tuning leaks no more than DP full: no gap to close",
+                    else f"full fine-tuning leaks no more than {dp_label}: no gap to close",
                 }
             )
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def write_tables(output_dir, table: pd.DataFrame, claims: pd.DataFrame) -> list[Path]:
-    """The summary and claim tables as CSV beside ``results.csv``."""
+def write_tables(output_dir, table: pd.DataFrame, claims: pd.DataFrame, comparison=None):
+    """The summary and claim tables as CSV beside ``results.csv``; with ``comparison``
+    (:func:`~.trajectory.compare`) also the trajectories, each run at the matched-utility
+    levels and LoRA's paired differences there."""
     from ..._io import atomic_path
 
+    frames = {"summary.csv": table.reset_index(), "claim_check.csv": claims}
+    if comparison is not None:
+        frames["trajectories.csv"] = comparison.trajectories
+        frames["matched_utility.csv"] = comparison.matched
+        frames["matched_differences.csv"] = comparison.differences
     paths = []
-    for name, frame in (("summary.csv", table.reset_index()), ("claim_check.csv", claims)):
+    for name, frame in frames.items():
         target = Path(output_dir) / name
         with atomic_path(target) as tmp:
             frame.to_csv(tmp, index=False)
         paths.append(target)
     return paths
+
+
+def matched_table(matched: pd.DataFrame) -> pd.DataFrame:
+    """Leakage at matched utility as the notebook shows it: one row per model and share of
+    full fine-tuning's utility gain, one column per run, "estimate [low, high]" or "not
+    reached"."""
+    if matched.empty:
+        return pd.DataFrame()
+
+    def cell(r):
+        if not r.reached:
+            return "not reached"
+        if math.isnan(r.leakage_ci_low):
+            return f"{r.leakage:+.3f}"
+        return f"{r.leakage:+.3f} [{r.leakage_ci_low:+.3f}, {r.leakage_ci_high:+.3f}]"
+
+    shown = matched.assign(cell=[cell(r) for r in matched.itertuples()])
+    wide = shown.pivot_table(
+        index=["model", "share", "utility_level"],
+        columns="label",
+        values="cell",
+        aggfunc="first",
+        sort=False,
+    )
+    wide = wide[list(dict.fromkeys(matched.label))]
+    wide.index = wide.index.set_names(["model", "share of full FT's gain", "test loss"])
+    return wide
 
 
 def describe_findings(table: pd.DataFrame, claims: pd.DataFrame) -> str:
@@ -229,10 +339,10 @@ def describe_findings(table: pd.DataFrame, claims: pd.DataFrame) -> str:
                     f"  'LoRA ≈ DP on privacy' not assessed: {row['not compared because']}"
                 )
                 continue
+            holds = "holds" if verdict else "does not hold"
             lines.append(
                 f"  {row['LoRA']} removes {share:.0%} of full fine-tuning's excess leakage over"
-                f" DP full: 'LoRA ≈ DP on privacy' {'holds' if verdict else 'does not hold'}"
-                " by the 75% criterion."
+                f" {row['DP run']}: 'LoRA ≈ DP on privacy' {holds} by the 75% criterion."
             )
     return "\n".join(lines)
 
@@ -247,3 +357,26 @@ def privacy_table(results: pd.DataFrame) -> pd.DataFrame:
         table["epsilon by"] = named_by["epsilon"]
         table["bound by"] = named_by["epsilon_bound"]
     return table
+
+
+def canary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per canary: times inserted, candidate space, the exposure expected by chance
+    and the largest possible, then each run's exposure (means over seeds)."""
+    part = results[results.subgroup.str.startswith("canary/")]
+    if part.empty:
+        return pd.DataFrame()
+    wide = part.pivot_table(index="subgroup", columns="metric", values="value", aggfunc="first")
+    runs = part[part.metric == "exposure"].pivot_table(
+        index="subgroup", columns="label", values="value", sort=False
+    )
+    order = list(dict.fromkeys(part.label))
+    table = pd.DataFrame(
+        {
+            "times inserted": [int(g[7:-1]) for g in wide.index],
+            "candidates": (2 ** wide["max_exposure"]).round().astype(int).to_numpy(),
+            "chance (bits)": wide["chance_exposure"].to_numpy(),
+            "largest possible (bits)": wide["max_exposure"].to_numpy(),
+        },
+        index=wide.index,
+    ).join(runs[[c for c in order if c in runs.columns]])
+    return table.sort_values("times inserted").set_index("times inserted")

@@ -14,18 +14,31 @@ from .data import StudyData
 from .params import BASE, LoraVsDpParams
 
 
+def _variants(params: LoraVsDpParams, method: str) -> list[tuple[int | None, float | None]]:
+    """(LoRA rank, target epsilon) of each run of ``method``."""
+    if method == "lora":
+        return [(rank, None) for rank in params.lora_ranks]
+    if method == "dp_lora":
+        return [(params.dp_lora_rank, float(e)) for e in params.dp_lora_epsilons]
+    if method == "dp_full":
+        return [(None, float(params.target_epsilon))]
+    return [(None, None)]
+
+
+def run_label(method: str, rank: int | None, epsilon: float | None) -> str:
+    """``full``, ``lora-r8``, ``dp_full``, ``dp_lora-r8-eps64``."""
+    label = method if rank is None else f"{method}-r{rank}"
+    return f"{label}-eps{epsilon:g}" if method == "dp_lora" else label
+
+
 def plan_runs(params: LoraVsDpParams) -> list[dict]:
-    """Every fine-tuning run: model x method (x LoRA rank) x seed."""
+    """Every fine-tuning run: model x method (x LoRA rank, x DP-LoRA epsilon) x seed."""
     runs = []
     for model in params.models:
         for seed in params.seeds:
             for method in params.methods:
-                ranks = {
-                    "lora": params.lora_ranks,
-                    "dp_lora": [params.dp_lora_rank],
-                }.get(method, [None])
-                for rank in ranks:
-                    label = method if rank is None else f"{method}-r{rank}"
+                for rank, eps in _variants(params, method):
+                    label = run_label(method, rank, eps)
                     runs.append(
                         {
                             "run": f"{model}/{label}/seed={seed}",
@@ -34,6 +47,7 @@ def plan_runs(params: LoraVsDpParams) -> list[dict]:
                             "label": label,
                             "rank": rank,
                             "seed": seed,
+                            "epsilon": eps,
                         }
                     )
     return runs
@@ -41,7 +55,8 @@ def plan_runs(params: LoraVsDpParams) -> list[dict]:
 
 def train_config(params: LoraVsDpParams, spec: dict):
     """Same epochs, batch size and length for every method; DP-SGD with Poisson sampling
-    and the noise ``ACCOUNTANT`` calibrates for ``TARGET_EPSILON``."""
+    and the noise ``ACCOUNTANT`` calibrates for the run's epsilon (``TARGET_EPSILON`` for
+    DP full, each of ``DP_LORA_EPSILONS`` for DP-LoRA)."""
     from ...training import Full, LoRA, PrivacyConfig, TrainConfig
 
     private = spec["method"].startswith("dp_")
@@ -56,7 +71,7 @@ def train_config(params: LoraVsDpParams, spec: dict):
     )
     privacy = (
         PrivacyConfig(
-            target_epsilon=float(params.target_epsilon),
+            target_epsilon=float(spec["epsilon"]),
             delta=params.delta,
             max_grad_norm=params.max_grad_norm,
             accountant=params.accountant,
@@ -119,8 +134,9 @@ def _canary_scores(params, model, tok, canary, seed: int) -> dict:
     }
 
 
-def score_model(params: LoraVsDpParams, model, tok, data: StudyData) -> dict:
-    """Per-token log-likelihoods of the member and test dialogues, and canary exposures."""
+def score_model(params: LoraVsDpParams, model, tok, data: StudyData, subset=None) -> dict:
+    """Per-token log-likelihoods of the member and test dialogues (only those of
+    ``subset``, indices per split, when given) and canary exposures."""
     from ...metrics.memorisation import token_logprobs
 
     kw = {
@@ -128,11 +144,12 @@ def score_model(params: LoraVsDpParams, model, tok, data: StudyData) -> dict:
         "batch_size": params.eval_batch_size,
         "device": params.device,
     }
-    return {
-        "members": token_logprobs(model, tok, data.members.text, **kw),
-        "test": token_logprobs(model, tok, data.test.text, **kw),
-        "canaries": [_canary_scores(params, model, tok, c, 0) for c in data.canaries],
-    }
+    out = {}
+    for split, df in (("members", data.members), ("test", data.test)):
+        texts = df.text if subset is None else df.text.iloc[subset[split]]
+        out[split] = token_logprobs(model, tok, texts, **kw)
+    out["canaries"] = [_canary_scores(params, model, tok, c, 0) for c in data.canaries]
+    return out
 
 
 def labels_for(params: LoraVsDpParams, tok, data: StudyData) -> dict:
@@ -172,23 +189,74 @@ def _step_seconds(history) -> float:
     return float(np.median(steps)) if steps else math.nan
 
 
+def trajectory_subset(params: LoraVsDpParams, data: StudyData) -> dict[str, np.ndarray]:
+    """The member and test dialogues measured at every checkpoint."""
+    from .trajectory import subset_indices
+
+    return {
+        split: subset_indices(len(df), params.trajectory_texts, params.data_seed, split)
+        for split, df in (("members", data.members), ("test", data.test))
+    }
+
+
+def planned_steps(params: LoraVsDpParams, data: StudyData) -> int:
+    from ...training.batches import steps_per_epoch
+
+    return params.epochs * steps_per_epoch(len(data.train), params.batch_size)
+
+
 def train_and_measure(params, spec: dict, data: StudyData, base: dict, labels: dict) -> dict:
-    """Fine-tune one model as ``spec`` says and measure it against the base model."""
+    """Fine-tune one model as ``spec`` says, measured on the trajectory's dialogues at
+    its checkpoints, and at the end against the base model on every dialogue."""
     from ...repro import set_seed
     from ...training import train_causal_lm
+    from . import trajectory as tr
 
     t0 = time.perf_counter()
+    subset = trajectory_subset(params, data)
+    texts = {"members": list(data.members.text), "test": list(data.test.text)}
+    sub = {
+        name: tr.restrict(x, subset)
+        for name, x in (("base", base), ("labels", labels), ("texts", texts))
+    }
+    points = [tr.point(0, sub["base"], sub["base"], sub["labels"], sub["texts"], params.min_k)]
+    steps = tr.checkpoint_steps(planned_steps(params, data), params.trajectory_points)
     set_seed(spec["seed"])
     model, tok = _load(params, spec["model"])
-    result = train_causal_lm(model, tok, data.train, train_config(params, spec))
+
+    def checkpoint(trained, step):
+        scored = score_model(params, trained, tok, data, subset)
+        points.append(
+            tr.point(step, scored, sub["base"], sub["labels"], sub["texts"], params.min_k)
+        )
+
+    result = train_causal_lm(
+        model,
+        tok,
+        data.train,
+        train_config(params, spec),
+        checkpoints=steps[:-1],
+        on_checkpoint=checkpoint,
+    )
     h = result.history
     train_seconds = time.perf_counter() - t0
     scored = score_model(params, result.model, tok, data)
+    points.append(
+        tr.point(
+            h.steps,
+            tr.restrict(scored, subset),
+            sub["base"],
+            sub["labels"],
+            sub["texts"],
+            params.min_k,
+        )
+    )
     return {
         **spec,
         **measure(params, scored, base, labels, data),
+        "trajectory": points,
         "cost": {
-            "wall_time_s": h.wall_time_s,
+            "wall_time_s": h.wall_time_s - h.checkpoint_seconds,
             "seconds_per_step": _step_seconds(h),
             "steps": h.steps,
             "peak_memory_mb": h.peak_memory_mb,
@@ -198,6 +266,7 @@ def train_and_measure(params, spec: dict, data: StudyData, base: dict, labels: d
             "final_train_loss": h.summary()["final_loss"],
             "grad_sample_mode": h.grad_sample_mode,
             "frozen_for_dp": list(h.frozen_for_dp),
+            "checkpoint_seconds": h.checkpoint_seconds,
         },
         "privacy": {**result.privacy.to_dict(), "max_grad_norm": params.max_grad_norm}
         if result.privacy
@@ -227,7 +296,7 @@ class BaseScores:
 # they enter every run's key, so a run is reused by any parameter set that shares them
 MEASURE_PARAMETERS = (
     "MAX_LENGTH", "EVAL_BATCH_SIZE", "EXPOSURE_EXACT_LIMIT", "EXPOSURE_SAMPLES", "DATA_SEED",
-    "MIN_K", "MIA_FPR", "BOOTSTRAP",
+    "MIN_K", "MIA_FPR", "BOOTSTRAP", "TRAJECTORY_POINTS", "TRAJECTORY_TEXTS",
 )  # fmt: skip
 
 
@@ -238,8 +307,15 @@ def plan(params: LoraVsDpParams) -> list[Run]:
     measures = {name: values[name] for name in MEASURE_PARAMETERS}
     runs = []
     for model in params.models:
-        spec = {"run": f"{model}/{BASE}", "model": model, "method": BASE, "label": BASE,
-                "rank": None, "seed": None}  # fmt: skip
+        spec = {
+            "run": f"{model}/{BASE}",
+            "model": model,
+            "method": BASE,
+            "label": BASE,
+            "rank": None,
+            "seed": None,
+            "epsilon": None,
+        }
         runs.append(Run(spec["run"], spec, model, {"measures": measures}))
     for spec in plan_runs(params):
         config = {"measures": measures, "train": train_config(params, spec).to_dict()}

@@ -35,7 +35,7 @@ class LoraVsDp(Study):
         return runs.train_and_measure(params, run.spec, data, base, labels)
 
     def tidy(self, params: LoraVsDpParams, data: StudyData, records: list[dict]):
-        return results.tidy_results(records)
+        return results.tidy_results(records, params)
 
 
 STUDY = LoraVsDp()
