@@ -11,7 +11,9 @@ values — calls :func:`validate`, which turns pydantic's errors into one
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -28,9 +30,31 @@ __all__ = [
     "Seeds",
     "StudyParams",
     "bad",
+    "load_yaml",
     "parameter_table",
     "validate",
 ]
+
+
+@functools.cache
+def _yaml_loader():
+    """PyYAML's safe loader that also reads ``1e-4`` as a float, as YAML 1.2 and every reader
+    do (YAML 1.1 wants a dot, ``1.0e-4``, and would keep ``1e-4`` a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    exponent = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789"))
+    return Loader
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, with ``1e-4`` a float at any depth (profiles, ``-p``, ``-f``)."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: safe
 
 
 class ParameterError(ValueError):

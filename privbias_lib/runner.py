@@ -32,7 +32,7 @@ import yaml
 from ._io import clear_folder, write_json_atomic
 from .hashing import library_fingerprint, sha256_file, stable_hash
 from .manifest import FINAL_FOLDER_ENV, MANIFEST
-from .params import ParameterError
+from .params import ParameterError, load_yaml
 from .paths import run_folder
 from .store import PROGRESS_ENV
 from .studies import STUDIES, Study, find_study
@@ -72,10 +72,10 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def parse_value(text: str) -> Any:
     """A ``-p NAME VALUE`` value, read as YAML: ``8`` is an int, ``[1, 8]`` a list,
-    ``null`` None, ``1e-5`` a float (YAML 1.1 would keep it a string), and anything
-    that is not YAML stays a string."""
+    ``null`` None, ``1e-5`` a float, also inside a list or mapping (YAML 1.1 would keep it a
+    string), and anything that is not YAML stays a string."""
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         return text
     if isinstance(value, str) and _NUMBER.match(value.strip()):
@@ -88,7 +88,7 @@ def read_parameter_file(path: str | Path) -> dict:
     error names the file and the line."""
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path.read_text()) or {}
     except OSError as e:
         raise ParameterError(f"{path}: cannot be read ({e.strerror})") from None
     except yaml.YAMLError as e:

@@ -32,7 +32,7 @@ import pandas as pd
 from .figures import save_figure
 from .hashing import frame_hash
 from .manifest import write_manifest
-from .params import ParameterError, StudyParams, validate
+from .params import ParameterError, StudyParams, load_yaml, validate
 from .paths import PROFILES
 from .store import Run, RunStore, execute_plan
 from .tables import write_results, write_table
@@ -85,7 +85,7 @@ class Study:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no {profile!r} profile for {self.key}")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = load_yaml(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ParameterError(f"{path}: not valid YAML ({_yaml_where(e)})") from None
         if not isinstance(values, dict):

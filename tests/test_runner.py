@@ -47,6 +47,24 @@ def test_values_are_read_as_yaml():
     assert parse_value("minilm-l6") == "minilm-l6" and parse_value("true") is True
 
 
+def test_exponents_are_numbers_at_any_depth(tmp_path):
+    """``1e-4`` inside a mapping or list, in ``-p``, ``-f`` files and profiles, is a float
+    (PyYAML's YAML 1.1 keeps it a string, which validation would then reject)."""
+    from privbias_lib.params import load_yaml
+    from privbias_lib.runner import read_parameter_file
+
+    rates = "{full: 1e-4, lora: 3E-3, dp_full: +1.5e-4, dp_lora: 1e+2}"
+    assert parse_value(rates) == {"full": 1e-4, "lora": 3e-3, "dp_full": 1.5e-4, "dp_lora": 100.0}
+    assert parse_value("[1e-5, 2, x1e5]") == [1e-5, 2, "x1e5"]
+    assert load_yaml('a: "1e-4"\nb: 12\nc: .5') == {"a": "1e-4", "b": 12, "c": 0.5}
+    (tmp_path / "over.yaml").write_text(f"LEARNING_RATES: {rates}\n")
+    values = read_parameter_file(tmp_path / "over.yaml")
+    assert values["LEARNING_RATES"]["full"] == 1e-4
+    study = find_study("3")
+    params = study.validate({**study.resolve("cpu"), **values, "OUTPUT_DIR": str(tmp_path)})
+    assert params.learning_rates["lora"] == 3e-3
+
+
 @pytest.mark.parametrize("key", list(STUDIES))
 def test_every_profile_resolves_over_the_notebook_defaults(key):
     study = STUDIES[key]
