@@ -67,20 +67,15 @@ _UNCHECKED = (".ipynb", ".log", RUN_FILE)
 
 # --------------------------------------------------------------------------- parameters
 
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
 
 def parse_value(text: str) -> Any:
     """A ``-p NAME VALUE`` value, read as YAML: ``8`` is an int, ``[1, 8]`` a list,
     ``null`` None, ``1e-5`` a float, also inside a list or mapping (YAML 1.1 would keep it a
     string), and anything that is not YAML stays a string."""
     try:
-        value = load_yaml(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         return text
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
-        return float(value)
-    return value
 
 
 def read_parameter_file(path: str | Path) -> dict:

@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 from notebook_checks import profile_params, smoke_params
 
-from privbias_lib.metrics.memorisation import chance_exposure, exposure, token_logprobs
+from privbias_lib.metrics.memorisation import (
+    MIA_ATTACKS,
+    chance_exposure,
+    exposure,
+    token_logprobs,
+)
 from privbias_lib.store import RunStore
 from privbias_lib.studies import lora_vs_dp as study
 from privbias_lib.studies.lora_vs_dp import trajectory as tr
@@ -118,6 +123,28 @@ def test_matched_utility_reads_each_run_where_it_reaches_the_level():
         reached.leakage_ci_high, reached.leakage
     )
     assert got.loc[(0.5, "lora-r8"), "mia_auc_reference"] == pytest.approx(0.5 + 0.3 / 4)
+
+
+def test_without_bootstrap_the_comparison_has_estimates_and_no_intervals():
+    """BOOTSTRAP = 0 is allowed ("none"): the same estimates, NaN intervals."""
+    shares, pairs = [0.25, 0.5], tr.comparison_pairs(RECORDS)
+    matched = tr.matched_utility(RECORDS, shares, bootstrap=0, seed=0)
+    with_ci = tr.matched_utility(RECORDS, shares, bootstrap=50, seed=0)
+    assert np.allclose(matched.leakage, with_ci.leakage, equal_nan=True)
+    assert matched.leakage_ci_low.isna().all() and matched.leakage_ci_high.isna().all()
+    diffs = tr.matched_differences(RECORDS, shares, 0, 0, pairs)
+    assert diffs.difference.notna().any() and diffs.ci_low.isna().all()
+    every_attack = [
+        {
+            **r,
+            "trajectory": [
+                {**p, "mia_auc": dict.fromkeys(MIA_ATTACKS, 0.5)} for p in r["trajectory"]
+            ],
+        }
+        for r in RECORDS
+    ]
+    traj = tr.trajectory_table(every_attack, bootstrap=0, seed=0)
+    assert traj.leakage.notna().all() and traj.leakage_ci_high.isna().all()
 
 
 def test_paired_differences_and_the_verdicts_built_on_them():

@@ -12,15 +12,20 @@ def _method_of(label: str) -> str:
     return label.split("-r")[0]
 
 
+def _palette():
+    import seaborn as sns
+
+    return dict(zip(METHODS, sns.color_palette("colorblind", len(METHODS)), strict=True))
+
+
 def plot_privacy_utility(table: pd.DataFrame, results: pd.DataFrame):
     """Leakage against utility, one point per method; LoRA ranks joined as a path; the base
     model (no fine-tuning: zero leakage by definition) as a cross."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
     models = list(dict.fromkeys(table.index.get_level_values("model")))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.2), squeeze=False)
-    palette = dict(zip(METHODS, sns.color_palette("colorblind", len(METHODS)), strict=True))
+    palette = _palette()
     for ax, model in zip(axes[0], models, strict=True):
         part = table.loc[model]
         base = results[
@@ -146,12 +151,6 @@ def plot_exposure(results: pd.DataFrame):
     return grid
 
 
-def _palette():
-    import seaborn as sns
-
-    return dict(zip(METHODS, sns.color_palette("colorblind", len(METHODS)), strict=True))
-
-
 def plot_trajectories(traj: pd.DataFrame, matched: pd.DataFrame):
     """Each run's path through the leakage-utility plane, from the base model (step 0) to
     the end of training; dotted verticals at the matched-utility levels."""
@@ -269,29 +268,21 @@ def plot_epsilon_curve(table: pd.DataFrame):
         mine = part[part.label.str.startswith("dp_lora")].sort_values("epsilon")
         ax.plot(mine.epsilon, mine[util], marker="o", color=palette["dp_lora"], label="DP-LoRA")
         for label, row in part.set_index("label").iterrows():
-            if label == BASE or not label.startswith(("dp_lora",)):
-                method = "base" if label == BASE else _method_of(label)
-                if method == "dp_full":
-                    ax.plot(
-                        [row["epsilon"]],
-                        [row[util]],
-                        marker="s",
-                        ls="",
-                        color=palette["dp_full"],
-                        label="DP full",
-                    )
-                    continue
-                color = "black" if method == "base" else palette[method]
-                ax.axhline(row[util], color=color, lw=0.8, ls=":" if method == "base" else "-")
-                ax.annotate(
-                    label,
-                    (1.0, row[util]),
-                    xycoords=("axes fraction", "data"),
-                    ha="right",
-                    va="bottom",
-                    fontsize=8,
-                    color=color,
-                )
+            if label.startswith("dp_lora"):
+                continue
+            method = "base" if label == BASE else _method_of(label)
+            if method == "dp_full":
+                ax.plot(
+                    [row["epsilon"]], [row[util]], marker="s", ls="",
+                    color=palette["dp_full"], label="DP full",
+                )  # fmt: skip
+                continue
+            color = "black" if method == "base" else palette[method]
+            ax.axhline(row[util], color=color, lw=0.8, ls=":" if method == "base" else "-")
+            ax.annotate(
+                label, (1.0, row[util]), xycoords=("axes fraction", "data"),
+                ha="right", va="bottom", fontsize=8, color=color,
+            )  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("target epsilon (log scale)")
         ax.set_ylabel("test loss, non-sensitive tokens")

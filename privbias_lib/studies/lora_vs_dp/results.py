@@ -41,7 +41,7 @@ def tidy_results(runs: list[dict], params=None) -> pd.DataFrame:
     DP rows carry the accountant that produced each epsilon."""
     rows = []
     for r in runs:
-        head = {k: r[k] for k in ("run", "model", "method", "label", "rank", "seed")}
+        head = {k: r[k] for k in HEAD}
 
         def add(group, metric, value, accountant="", head=head):
             v = math.nan if value is None else float(value)
@@ -105,6 +105,8 @@ def tidy_results(runs: list[dict], params=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+HEAD = ("run", "model", "method", "label", "rank", "seed")  # a run's columns in every row
+
 TRAJECTORY_METRICS = (
     "utility_loss",
     "leakage",
@@ -112,50 +114,34 @@ TRAJECTORY_METRICS = (
     "leakage_ci_high",
     "non_sensitive_memorisation",
 )
+MATCHED_METRICS = (
+    "utility_level",
+    "leakage",
+    "leakage_ci_low",
+    "leakage_ci_high",
+    "non_sensitive_memorisation",
+    "mia_auc_reference",
+)
 
 
 def _trajectory_rows(runs: list[dict], params) -> list[dict]:
+    """``checkpoint/<step>`` rows of every run's trajectory and ``matched/<share>`` rows of
+    the levels it reaches."""
     from .trajectory import compare
 
-    heads = {r["label"] + "\0" + r["model"]: r for r in runs}
-    rows = []
-
-    def head(model, label):
-        r = heads[label + "\0" + model]
-        return {k: r[k] for k in ("run", "model", "method", "label", "rank", "seed")}
-
+    heads = {(r["model"], r["label"]): {k: r[k] for k in HEAD} for r in runs}
     comparison = compare(runs, params)
     traj, matched = comparison.trajectories, comparison.matched
     extra = [c for c in traj.columns if c.startswith(("mia_auc_", "exposure_"))]
-    for _, t in traj.iterrows():
-        for metric in (*TRAJECTORY_METRICS, *extra):
-            rows.append(
-                {
-                    **head(t.model, t.label),
-                    "subgroup": f"checkpoint/{int(t.step)}",
-                    "metric": metric,
-                    "value": float(t[metric]),
-                    "accountant": "",
-                }
-            )
-    for _, m in matched[matched.reached].iterrows() if len(matched) else ():
-        for metric in (
-            "utility_level",
-            "leakage",
-            "leakage_ci_low",
-            "leakage_ci_high",
-            "non_sensitive_memorisation",
-            "mia_auc_reference",
-        ):
-            rows.append(
-                {
-                    **head(m.model, m.label),
-                    "subgroup": f"matched/{m.share:g}",
-                    "metric": metric,
-                    "value": float(m[metric]),
-                    "accountant": "",
-                }
-            )
+    reached = matched[matched.reached] if len(matched) else matched
+    rows = []
+    for frame, group, metrics in (
+        (traj, lambda t: f"checkpoint/{int(t.step)}", (*TRAJECTORY_METRICS, *extra)),
+        (reached, lambda m: f"matched/{m.share:g}", MATCHED_METRICS),
+    ):
+        for _, t in frame.iterrows():
+            head = {**heads[t.model, t.label], "subgroup": group(t)}
+            rows += [{**head, "metric": m, "value": float(t[m]), "accountant": ""} for m in metrics]
     return rows
 
 
@@ -359,6 +345,9 @@ def privacy_table(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+CANARY_INFO = ("candidates", "chance (bits)", "largest possible (bits)")  # then one per run
+
+
 def canary_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per canary: times inserted, candidate space, the exposure expected by chance
     and the largest possible, then each run's exposure (means over seeds)."""
@@ -372,7 +361,9 @@ def canary_table(results: pd.DataFrame) -> pd.DataFrame:
     order = list(dict.fromkeys(part.label))
     table = pd.DataFrame(
         {
-            "times inserted": [int(g[7:-1]) for g in wide.index],
+            "times inserted": [
+                int(g.removeprefix("canary/").removesuffix("x")) for g in wide.index
+            ],
             "candidates": (2 ** wide["max_exposure"]).round().astype(int).to_numpy(),
             "chance (bits)": wide["chance_exposure"].to_numpy(),
             "largest possible (bits)": wide["max_exposure"].to_numpy(),

@@ -200,6 +200,7 @@ def trajectory_subset(params: LoraVsDpParams, data: StudyData) -> dict[str, np.n
 
 
 def planned_steps(params: LoraVsDpParams, data: StudyData) -> int:
+    """Optimiser steps of a run (the last checkpoint of its trajectory)."""
     from ...training.batches import steps_per_epoch
 
     return params.epochs * steps_per_epoch(len(data.train), params.batch_size)
@@ -215,20 +216,18 @@ def train_and_measure(params, spec: dict, data: StudyData, base: dict, labels: d
     t0 = time.perf_counter()
     subset = trajectory_subset(params, data)
     texts = {"members": list(data.members.text), "test": list(data.test.text)}
-    sub = {
-        name: tr.restrict(x, subset)
-        for name, x in (("base", base), ("labels", labels), ("texts", texts))
-    }
-    points = [tr.point(0, sub["base"], sub["base"], sub["labels"], sub["texts"], params.min_k)]
+    sub_base, sub_labels, sub_texts = (tr.restrict(x, subset) for x in (base, labels, texts))
+
+    def point(step, scored_subset):
+        return tr.point(step, scored_subset, sub_base, sub_labels, sub_texts, params.min_k)
+
+    points = [point(0, sub_base)]
     steps = tr.checkpoint_steps(planned_steps(params, data), params.trajectory_points)
     set_seed(spec["seed"])
     model, tok = _load(params, spec["model"])
 
     def checkpoint(trained, step):
-        scored = score_model(params, trained, tok, data, subset)
-        points.append(
-            tr.point(step, scored, sub["base"], sub["labels"], sub["texts"], params.min_k)
-        )
+        points.append(point(step, score_model(params, trained, tok, data, subset)))
 
     result = train_causal_lm(
         model,
@@ -241,16 +240,7 @@ def train_and_measure(params, spec: dict, data: StudyData, base: dict, labels: d
     h = result.history
     train_seconds = time.perf_counter() - t0
     scored = score_model(params, result.model, tok, data)
-    points.append(
-        tr.point(
-            h.steps,
-            tr.restrict(scored, subset),
-            sub["base"],
-            sub["labels"],
-            sub["texts"],
-            params.min_k,
-        )
-    )
+    points.append(point(h.steps, tr.restrict(scored, subset)))  # the end, from all texts
     return {
         **spec,
         **measure(params, scored, base, labels, data),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -135,6 +136,26 @@ def _weights(n: int, replicates: int, rng) -> np.ndarray:
     return np.stack([np.bincount(row, minlength=n) for row in draws]).astype(float)
 
 
+def _dialogue_weights(traj: list[dict], bootstrap: int, seed: int):
+    """Bootstrap counts of the member and test dialogues (``[bootstrap, dialogues]`` each),
+    drawn from ``seed``: the same draws for every run and point, so comparisons are paired.
+    None without bootstrap."""
+    if not bootstrap:
+        return None
+    rng = np.random.default_rng(seed)
+    return tuple(_weights(len(traj[0][s]["n"]), bootstrap, rng) for s in ("members", "test"))
+
+
+def _interval(values) -> tuple[float, float]:
+    """The 95% percentile interval of the finite values (NaN, NaN when there are none)."""
+    finite = np.asarray(list(values), dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return math.nan, math.nan
+    lo, hi = np.quantile(finite, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
 def trajectory_table(records: list[dict], bootstrap: int, seed: int) -> pd.DataFrame:
     """One row per fine-tuning run and point: step, utility, leakage with its bootstrap
     interval, non-sensitive memorisation, MIA AUCs and canary exposures."""
@@ -163,13 +184,10 @@ def trajectory_table(records: list[dict], bootstrap: int, seed: int) -> pd.DataF
 
 
 def _leakage_intervals(traj, bootstrap: int, seed: int, level: float = 0.95):
-    n = len(traj)
-    if not bootstrap:
-        return [math.nan] * n, [math.nan] * n
-    rng = np.random.default_rng(seed)
-    wm = _weights(len(traj[0]["members"]["n"]), bootstrap, rng)
-    wt = _weights(len(traj[0]["test"]["n"]), bootstrap, rng)
-    leak = measures(traj, wm, wt)["leakage"]
+    weights = _dialogue_weights(traj, bootstrap, seed)
+    if weights is None:
+        return [math.nan] * len(traj), [math.nan] * len(traj)
+    leak = measures(traj, *weights)["leakage"]
     alpha = (1 - level) / 2
     lo, hi = np.nanquantile(leak, [alpha, 1 - alpha], axis=0)
     return lo.tolist(), hi.tolist()
@@ -191,24 +209,43 @@ def utility_levels(records: list[dict], model: str, shares) -> dict[float, float
     return {float(s): float(base - s * (base - top)) for s in shares}
 
 
+class _Measured(NamedTuple):
+    record: dict
+    values: dict  # measures at each point
+    replicates: dict | None  # their bootstrap replicates (None without bootstrap)
+
+
+def _measured_by_model(records: list[dict], shares, bootstrap: int, seed: int):
+    """Per model: its utility levels and each run (by label) with its measures and their
+    bootstrap replicates, on the same dialogue draws for every run."""
+    for model in dict.fromkeys(r["model"] for r in records if r.get("trajectory")):
+        runs = [r for r in records if r["model"] == model and r.get("trajectory")]
+        weights = _dialogue_weights(runs[0]["trajectory"], bootstrap, seed)
+        measured = {
+            r["label"]: _Measured(
+                r,
+                measures(r["trajectory"]),
+                None if weights is None else measures(r["trajectory"], *weights),
+            )
+            for r in runs
+        }
+        yield model, utility_levels(records, model, shares), measured
+
+
+def _at(values: dict, key: str, level: float) -> float:
+    return interpolate_at_utility(values["utility_loss"], values[key], level)
+
+
 def matched_utility(records: list[dict], shares, bootstrap: int, seed: int) -> pd.DataFrame:
     """Each run's leakage (with a bootstrap interval over dialogues), non-sensitive
     memorisation and reference-attack MIA AUC at every utility level it reaches; one row per
     model x share x run, ``reached`` False (and NaNs) where the run never gets there."""
     rows = []
-    for model in dict.fromkeys(r["model"] for r in records if r.get("trajectory")):
-        runs = [r for r in records if r["model"] == model and r.get("trajectory")]
-        levels = utility_levels(records, model, shares)
-        rng = np.random.default_rng(seed)
-        wm = _weights(len(runs[0]["trajectory"][0]["members"]["n"]), bootstrap, rng)
-        wt = _weights(len(runs[0]["trajectory"][0]["test"]["n"]), bootstrap, rng)
-        for r in runs:
-            traj = r["trajectory"]
-            v = measures(traj)
-            mia = [p["mia_auc"]["reference"] for p in traj]
-            reps = measures(traj, wm, wt) if bootstrap else None
+    for model, levels, measured in _measured_by_model(records, shares, bootstrap, seed):
+        for label, (r, v, reps) in measured.items():
+            mia = [p["mia_auc"]["reference"] for p in r["trajectory"]]
             for share, level in levels.items():
-                leak = interpolate_at_utility(v["utility_loss"], v["leakage"], level)
+                leak = _at(v, "leakage", level)
                 lo = hi = math.nan
                 if reps is not None and not math.isnan(leak):
                     lo, hi = _interval(
@@ -220,29 +257,17 @@ def matched_utility(records: list[dict], shares, bootstrap: int, seed: int) -> p
                         "model": model,
                         "share": share,
                         "utility_level": level,
-                        "label": r["label"],
+                        "label": label,
                         "method": r["method"],
                         "reached": not math.isnan(leak),
                         "leakage": leak,
-                        "leakage_ci_low": float(lo),
-                        "leakage_ci_high": float(hi),
-                        "non_sensitive_memorisation": interpolate_at_utility(
-                            v["utility_loss"], v["non_sensitive_memorisation"], level
-                        ),
+                        "leakage_ci_low": lo,
+                        "leakage_ci_high": hi,
+                        "non_sensitive_memorisation": _at(v, "non_sensitive_memorisation", level),
                         "mia_auc_reference": interpolate_at_utility(v["utility_loss"], mia, level),
                     }
                 )
     return pd.DataFrame(rows)
-
-
-def _interval(values) -> tuple[float, float]:
-    """The 95% percentile interval of the finite values (NaN, NaN when there are none)."""
-    finite = np.asarray(list(values), dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if not finite.size:
-        return math.nan, math.nan
-    lo, hi = np.quantile(finite, [0.025, 0.975])
-    return float(lo), float(hi)
 
 
 def matched_differences(
@@ -251,35 +276,23 @@ def matched_differences(
     """Paired differences of leakage at matched utility, ``a - b`` for each ``(a, b)`` of
     ``pairs`` (run labels), with a bootstrap interval (the same dialogue draws for both)."""
     rows = []
-    for model in dict.fromkeys(r["model"] for r in records if r.get("trajectory")):
-        by_label = {r["label"]: r for r in records if r["model"] == model and r.get("trajectory")}
-        levels = utility_levels(records, model, shares)
-        rng = np.random.default_rng(seed)
-        first = next(iter(by_label.values()))["trajectory"][0]
-        wm = _weights(len(first["members"]["n"]), bootstrap, rng)
-        wt = _weights(len(first["test"]["n"]), bootstrap, rng)
-        reps = (
-            {label: measures(r["trajectory"], wm, wt) for label, r in by_label.items()}
-            if bootstrap
-            else {}
-        )
+    for model, levels, measured in _measured_by_model(records, shares, bootstrap, seed):
         for a, b in pairs:
-            if a not in by_label or b not in by_label:
+            if a not in measured or b not in measured:
                 continue
-            va, vb = measures(by_label[a]["trajectory"]), measures(by_label[b]["trajectory"])
+            (_, va, ra), (_, vb, rb) = measured[a], measured[b]
             for share, level in levels.items():
-                la = interpolate_at_utility(va["utility_loss"], va["leakage"], level)
-                lb = interpolate_at_utility(vb["utility_loss"], vb["leakage"], level)
-                diff, lo, hi = la - lb, math.nan, math.nan
-                if reps and not math.isnan(diff):
+                diff = _at(va, "leakage", level) - _at(vb, "leakage", level)
+                lo = hi = math.nan
+                if ra is not None and not math.isnan(diff):
                     lo, hi = _interval(
                         interpolate_at_utility(ua, xa, level)
                         - interpolate_at_utility(ub, xb, level)
                         for ua, xa, ub, xb in zip(
-                            reps[a]["utility_loss"],
-                            reps[a]["leakage"],
-                            reps[b]["utility_loss"],
-                            reps[b]["leakage"],
+                            ra["utility_loss"],
+                            ra["leakage"],
+                            rb["utility_loss"],
+                            rb["leakage"],
                             strict=True,
                         )
                     )
@@ -291,8 +304,8 @@ def matched_differences(
                         "a": a,
                         "b": b,
                         "difference": diff,
-                        "ci_low": float(lo),
-                        "ci_high": float(hi),
+                        "ci_low": lo,
+                        "ci_high": hi,
                     }
                 )
     return pd.DataFrame(rows)

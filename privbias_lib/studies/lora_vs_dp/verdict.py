@@ -9,6 +9,7 @@ import pandas as pd
 
 from ...verdicts import Verdict
 from .params import BASE
+from .results import CANARY_INFO
 
 LEAK, LOW, HIGH = "leakage (nats/token)", "leakage 95% CI low", "leakage 95% CI high"
 UTILITY = "utility: test loss (non-sensitive)"
@@ -283,8 +284,7 @@ def _positive_control(table: pd.DataFrame, canaries: pd.DataFrame | None) -> lis
     best = canaries["full"].idxmax()
     row = canaries.loc[best]
     chance = row["chance (bits)"]
-    others = [c for c in canaries.columns if c not in ("full", BASE) and not c.startswith(
-        ("candidates", "chance", "largest"))]  # fmt: skip
+    others = [c for c in canaries.columns if c not in ("full", BASE, *CANARY_INFO)]
     seen = "; ".join(f"{c} {row[c]:.2f}" for c in others)
     # an exact exposure e puts the secret at rank |R| 2^-e: a uniform rank does at least as
     # well with probability 2^-e, the p-value of "memorised" against chance
